@@ -1,0 +1,29 @@
+"""Network loaders: each returns a :class:`NetworkData` with tidy per-unit tables.
+
+========================  =====================================================
+``load_ieee33``           IEEE 33-bus feeder, Baran & Wu (1989), pandapower
+``load_ieee14``           IEEE 14-bus system, standard or Villanueva-Machado 2025
+``load_ieee13``           IEEE 13-node unbalanced feeder, OpenDSS
+========================  =====================================================
+"""
+
+from evgrid.networks._tables import NetworkData
+from evgrid.networks.ieee13 import load_ieee13
+from evgrid.networks.ieee14 import load_ieee14, load_ieee14_villanueva
+from evgrid.networks.ieee33 import load_ieee33
+
+LOADERS = {
+    "ieee33": load_ieee33,
+    "ieee14": load_ieee14,
+    "ieee14_villanueva2025": load_ieee14_villanueva,
+    "ieee13": load_ieee13,
+}
+
+__all__ = [
+    "LOADERS",
+    "NetworkData",
+    "load_ieee13",
+    "load_ieee14",
+    "load_ieee14_villanueva",
+    "load_ieee33",
+]
