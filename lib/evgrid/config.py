@@ -1,0 +1,197 @@
+"""Validated notebook parameters: one pydantic model per ``params.yaml`` section.
+
+Every notebook's parameters come from one section of ``params.yaml``. The
+runner (:mod:`evgrid.run`) and the notebooks validate a section here before
+anything is built, so a wrong value fails at once with the field, the value
+and the allowed range::
+
+    params.yaml [test_systems] field 'vmin_pu' = 1.1: ... (allowed: 0.8 <= x <= 1.0)
+
+Reusable blocks (:class:`SolverOptions`, :class:`FleetOptions`) are shared by
+the paper sections.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evgrid.paths import repo_path
+
+NetworkName = Literal["ieee33", "ieee14", "ieee14_villanueva2025", "ieee13"]
+SolverName = Literal["highs", "gurobi", "scip"]
+
+
+class ConfigError(ValueError):
+    """A ``params.yaml`` section (or a notebook parameter) is invalid."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos until proven otherwise.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SolverOptions(_Section):
+    """How to solve an optimisation model (see :func:`evgrid.solvers.solve`)."""
+
+    solver: SolverName = Field("highs", description="MILP/LP solver; HiGHS needs no licence")
+    time_limit_s: float | None = Field(
+        None, gt=0, le=86_400, description="Wall-clock limit per solve (s); None for none"
+    )
+    mip_gap: float = Field(1e-4, ge=0, le=1, description="Relative MIP gap at which to stop")
+
+
+class FleetOptions(_Section):
+    """An EV fleet of identical vehicles."""
+
+    n_evs: int = Field(40, ge=0, le=100_000, description="Number of EVs")
+    battery_kwh: float = Field(60.0, gt=0, le=500, description="Usable battery capacity (kWh)")
+    charger_kw: float = Field(7.2, gt=0, le=1_000, description="Charger power (kW)")
+    charge_efficiency: float = Field(0.95, gt=0, le=1, description="Charging efficiency (-)")
+    discharge_efficiency: float = Field(0.95, gt=0, le=1, description="Discharging efficiency (-)")
+    soc_min: float = Field(0.2, ge=0, le=1, description="Minimum state of charge (-)")
+    soc_max: float = Field(0.9, ge=0, le=1, description="Maximum state of charge (-)")
+
+    @model_validator(mode="after")
+    def _soc_bounds_ordered(self) -> FleetOptions:
+        if self.soc_min >= self.soc_max:
+            raise ValueError(
+                f"soc_min ({self.soc_min}) must be below soc_max ({self.soc_max}); "
+                "allowed 0 <= soc_min < soc_max <= 1"
+            )
+        return self
+
+
+class TestSystemsParams(_Section):
+    """Section ``test_systems``: notebook 00, the three validated test networks."""
+
+    networks: list[NetworkName] = Field(
+        ["ieee33", "ieee14", "ieee14_villanueva2025", "ieee13"],
+        min_length=1,
+        description="Networks to load, solve and plot",
+    )
+    vmin_pu: float = Field(0.95, ge=0.8, le=1.0, description="Lower voltage limit drawn (pu)")
+    vmax_pu: float = Field(1.05, ge=1.0, le=1.2, description="Upper voltage limit drawn (pu)")
+    ieee13_regulator: Literal["fixed", "auto"] = Field(
+        "fixed", description="13-node regulator: taps fixed at the published positions, or auto"
+    )
+    ieee13_tolerance_pu: float = Field(
+        0.002, gt=0, le=0.05, description="Allowed |V| error vs the IEEE published results (pu)"
+    )
+    results_dir: str = Field("results/test_systems", description="Where result files go")
+    figures_dir: str = Field("figures", description="Where figures go")
+
+    @model_validator(mode="after")
+    def _limits_ordered(self) -> TestSystemsParams:
+        if self.vmin_pu >= self.vmax_pu:
+            raise ValueError(
+                f"vmin_pu ({self.vmin_pu}) must be below vmax_pu ({self.vmax_pu}); "
+                "allowed 0.8 <= vmin_pu < vmax_pu <= 1.2"
+            )
+        return self
+
+
+class ReproductionReportParams(_Section):
+    """Section ``reproduction_report``: notebook 99, paper vs computed for every paper."""
+
+    paper_values_dir: str = Field(
+        "data/paper_values", description="Folder of <paper>.yaml published values"
+    )
+    comparisons: list[str] = Field(
+        [], description="Comparison CSVs written by the paper stages (repo-relative paths)"
+    )
+    rel_tol: float = Field(
+        0.05, ge=0, le=1, description="Relative difference up to which a value 'matches'"
+    )
+    results_dir: str = Field("results/reproduction_report", description="Where result files go")
+
+    @field_validator("paper_values_dir", "comparisons")
+    @classmethod
+    def _inputs_exist(cls, value: str | list[str]) -> str | list[str]:
+        for rel in [value] if isinstance(value, str) else value:
+            if not repo_path(rel).exists():
+                raise ValueError(f"{rel!r} does not exist (paths are relative to the repo root)")
+        return value
+
+
+#: params.yaml section name -> its model.
+SECTIONS: dict[str, type[_Section]] = {
+    "test_systems": TestSystemsParams,
+    "reproduction_report": ReproductionReportParams,
+}
+
+
+def validate_section(name: str, values: dict[str, Any]) -> _Section:
+    """Validate one section's values; raise :class:`ConfigError` naming field, value and range."""
+    if name not in SECTIONS:
+        raise ConfigError(f"unknown params.yaml section {name!r}: known {', '.join(SECTIONS)}")
+    model = SECTIONS[name]
+    try:
+        return model(**values)
+    except ValidationError as err:
+        raise ConfigError(_explain(name, model, values, err)) from None
+
+
+def load_section(name: str, params_file: str | Path = "params.yaml") -> _Section:
+    """Read ``params_file`` (repo-relative by default) and validate section ``name``."""
+    path = Path(params_file)
+    path = path if path.is_absolute() else repo_path(path)
+    if not path.exists():
+        raise ConfigError(f"parameter file {path} does not exist")
+    all_params = yaml.safe_load(path.read_text()) or {}
+    if name not in all_params:
+        raise ConfigError(f"{path.name} has no section {name!r}")
+    return validate_section(name, all_params[name])
+
+
+def describe(name: str) -> str:
+    """A Markdown table of a section's fields, descriptions, defaults and ranges."""
+    model = SECTIONS[name]
+    rows = ["| field | description | default | allowed |", "|---|---|---|---|"]
+    for field_name, info in model.model_fields.items():
+        rows.append(
+            f"| `{field_name}` | {info.description} | `{info.default!r}` | "
+            f"{_allowed(model, field_name)} |"
+        )
+    return "\n".join(rows)
+
+
+def _allowed(model: type[BaseModel], field_name: str) -> str:
+    info = model.model_fields[field_name]
+    bounds = {}
+    for meta in info.metadata:
+        for key in ("gt", "ge", "lt", "le", "min_length"):
+            if getattr(meta, key, None) is not None:
+                bounds[key] = getattr(meta, key)
+    lower = f"{bounds['gt']} < " if "gt" in bounds else f"{bounds['ge']} <= " if "ge" in bounds else ""
+    upper = f" < {bounds['lt']}" if "lt" in bounds else f" <= {bounds['le']}" if "le" in bounds else ""
+    if lower or upper:
+        return f"{lower}x{upper}"
+    annotation = str(info.annotation)
+    if "Literal" in annotation:
+        return "one of " + annotation.split("Literal[", 1)[1].split("]", 1)[0]
+    return f"type {getattr(info.annotation, '__name__', annotation)}"
+
+
+def _explain(section: str, model: type[BaseModel], values: dict, err: ValidationError) -> str:
+    lines = [f"params.yaml [{section}] is invalid:"]
+    for e in err.errors():
+        loc = [p for p in e["loc"] if isinstance(p, str)]
+        field_name = loc[0] if loc else None
+        if field_name and field_name in model.model_fields:
+            value = values.get(field_name, "<missing>")
+            allowed = _allowed(model, field_name)
+            desc = model.model_fields[field_name].description
+            lines.append(
+                f"  field '{field_name}' = {value!r}: {e['msg']} (allowed: {allowed}; {desc})"
+            )
+        elif field_name:
+            lines.append(
+                f"  field '{field_name}' is not a known field: known {', '.join(model.model_fields)}"
+            )
+        else:
+            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
