@@ -1,0 +1,57 @@
+"""Each notebook's parameters cell equals its params.yaml section, and DVC runs it."""
+
+import ast
+import re
+
+import nbformat
+import pytest
+import yaml
+
+from evgrid.paths import repo_path
+
+NOTEBOOKS = sorted(repo_path("notebooks").glob("*.ipynb"))
+STAGES = yaml.safe_load(repo_path("dvc.yaml").read_text())["stages"]
+
+
+def _stage_for(notebook):
+    for name, stage in STAGES.items():
+        match = re.search(rf"notebooks/{re.escape(notebook.name)} --section (\S+)", stage["cmd"])
+        if match:
+            return name, match.group(1)
+    raise AssertionError(f"no dvc.yaml stage runs {notebook.name}")
+
+
+def _parameters(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{notebook.name}: expected one cell tagged 'parameters'"
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert first_code is cells[0], f"{notebook.name}: the parameters cell must be the first code cell"
+    values = {}
+    for node in ast.parse(cells[0].source).body:
+        assert isinstance(node, ast.Assign), f"{notebook.name}: parameters cell holds assignments only"
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def test_there_are_notebooks():
+    assert any(n.name.startswith("00_") for n in NOTEBOOKS)
+    assert any(n.name.startswith("99_") for n in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell_equals_params_yaml_section(notebook):
+    _, section = _stage_for(notebook)
+    params = yaml.safe_load(repo_path("params.yaml").read_text())
+    assert _parameters(notebook) == params[section]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_executed_without_errors(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), f"{notebook.name} is not fully executed"
+    for cell in code:
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", f"{notebook.name}: a cell raised"
+            assert output.get("name") != "stderr", f"{notebook.name}: stderr output {output.text!r}"
