@@ -55,3 +55,14 @@ def test_notebook_is_committed_executed_without_errors(notebook):
         for output in cell.get("outputs", []):
             assert output.output_type != "error", f"{notebook.name}: a cell raised"
             assert output.get("name") != "stderr", f"{notebook.name}: stderr output {output.text!r}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_figures_are_embedded_in_the_committed_notebook(notebook):
+    # A non-interactive MPLBACKEND in the runner's environment once made every
+    # figure vanish from the committed notebooks; a reader must see them.
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "savefig(" in cell.source:
+            images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+            assert images, f"{notebook.name}: a cell saves a figure but shows none"
