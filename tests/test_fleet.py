@@ -1,0 +1,81 @@
+"""The shared EV fleet component."""
+
+import pandas as pd
+import pyomo.environ as pyo
+import pytest
+
+from evgrid.fleet import (
+    FleetInfeasibleError,
+    check_fleet,
+    declare_ev_fleet,
+    fleet_schedule,
+    simultaneous_charge_discharge,
+    uncontrolled_charging,
+)
+from evgrid.solvers import solve
+
+
+def _fleet(**changes):
+    rows = {
+        "ev": ["e1", "e2"], "aggregator": [0, 0], "bus": [5, 5], "arrival": [1, 2],
+        "departure": [6, 5], "e_init_kwh": [20.0, 30.0], "e_req_kwh": [40.0, 40.0],
+        "e_min_kwh": [10.0, 10.0], "e_max_kwh": [50.0, 50.0], "p_max_kw": [7.0, 7.0],
+        "eta_ch": [0.9, 0.9], "eta_dis": [0.9, 0.9],
+    }
+    rows.update(changes)
+    return pd.DataFrame(rows)
+
+
+def test_check_fleet_names_every_ev_that_cannot_reach_its_energy():
+    bad = _fleet(departure=[3, 4], e_init_kwh=[20.0, 20.0])  # 2 h x 6.3 kWh from 20 each
+    with pytest.raises(FleetInfeasibleError) as err:
+        check_fleet(bad, n_periods=8)
+    message = str(err.value)
+    assert "e1" in message and "e2" in message and "2 of 2 EVs" in message
+    assert "needs 40.00 kWh by period 3 but can reach only 32.60 kWh" in message
+
+
+def test_check_fleet_rejects_windows_outside_the_horizon_and_bad_energies():
+    with pytest.raises(FleetInfeasibleError, match="e2: plug-in window"):
+        check_fleet(_fleet(departure=[6, 9]), n_periods=8)
+    with pytest.raises(FleetInfeasibleError, match="e1: required energy 60.00 kWh above"):
+        check_fleet(_fleet(e_req_kwh=[60.0, 40.0]), n_periods=8)
+
+
+def _cost_model(evs, prices, exclusive):
+    m = pyo.ConcreteModel()
+    declare_ev_fleet(m, evs, exclusive_binaries=exclusive)
+    m.obj = pyo.Objective(
+        expr=sum(prices[t] * (m.p_ch_kw[e, t] - m.p_dis_kw[e, t]) for e, t in m.ev_t)
+    )
+    return m
+
+
+def test_dropping_the_exclusion_binaries_is_exact_for_non_negative_prices():
+    prices = [0.3, 0.1, 0.2, 0.4, 0.1, 0.3, 0.2, 0.2]
+    lp, milp = _cost_model(_fleet(), prices, False), _cost_model(_fleet(), prices, True)
+    assert solve(lp).ok and solve(milp).ok
+    assert pyo.value(lp.obj) == pytest.approx(pyo.value(milp.obj), abs=1e-6)
+    assert simultaneous_charge_discharge(fleet_schedule(lp)).empty
+
+
+def test_with_a_negative_price_the_lp_charges_and_discharges_at_once():
+    # At a negative price an almost full battery imports more than it can store
+    # by burning energy in round-trip losses: the LP relaxation does it, the
+    # binaries of Eq. (15) forbid it.
+    prices = [0.3, 0.1, -0.5, 0.4, 0.1, 0.3, 0.2, 0.2]
+    full = _fleet(e_init_kwh=[48.0, 30.0], arrival=[2, 2])
+    lp, milp = _cost_model(full, prices, False), _cost_model(full, prices, True)
+    assert solve(lp).ok and solve(milp).ok
+    assert not simultaneous_charge_discharge(fleet_schedule(lp)).empty
+    assert simultaneous_charge_discharge(fleet_schedule(milp)).empty
+    assert pyo.value(lp.obj) < pyo.value(milp.obj) - 1e-6
+
+
+def test_uncontrolled_charging_charges_at_full_power_until_full():
+    schedule = uncontrolled_charging(_fleet(), n_periods=8)
+    e1 = schedule[schedule["ev"] == "e1"].set_index("t")
+    assert e1.loc[1, "p_ch_kw"] == pytest.approx(7.0)
+    assert e1["e_kwh"].max() == pytest.approx(50.0)  # full, never beyond
+    assert (schedule["p_dis_kw"] == 0).all()
+    assert e1.loc[5, "p_ch_kw"] < 7.0  # the last step only tops up
