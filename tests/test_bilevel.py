@@ -1,0 +1,69 @@
+"""The KKT reformulation against the bilevel problem it replaces."""
+
+import numpy as np
+import pyomo.environ as pyo
+import pytest
+
+from evgrid.bilevel import declare_kkt
+from evgrid.solvers import solve
+
+
+def _follower_response(z: float) -> float:
+    """The follower's unique optimum for a fixed leader decision, solved as its own LP."""
+    m = pyo.ConcreteModel()
+    m.y = pyo.Var(bounds=(0, 10))
+    m.c1 = pyo.Constraint(expr=m.y <= z)
+    m.c2 = pyo.Constraint(expr=m.y <= 8 - z)
+    m.c3 = pyo.Constraint(expr=m.y <= 5)
+    m.obj = pyo.Objective(expr=-m.y)
+    assert solve(m).ok
+    return pyo.value(m.y)
+
+
+def _single_level(dual_bound=10.0):
+    m = pyo.ConcreteModel()
+    m.z = pyo.Var(bounds=(0, 10))
+    m.f = pyo.Block()
+    m.f.y = pyo.Var(bounds=(0, 10))
+    m.f.c1 = pyo.Constraint(expr=m.f.y <= m.z)
+    m.f.c2 = pyo.Constraint(expr=m.f.y <= 8 - m.z)
+    m.f.c3 = pyo.Constraint(expr=m.f.y <= 5)
+    m.kkt = pyo.Block()
+    info = declare_kkt(m.kkt, m.f, -m.f.y, leader_vars=[m.z], dual_bound=dual_bound)
+    m.obj = pyo.Objective(expr=-m.f.y + 0.3 * m.z)
+    return m, info
+
+
+def test_kkt_single_level_finds_the_bilevel_optimum():
+    # Follower: y = min(z, 8 - z, 5); leader: min -y + 0.3 z -> z = 4, y = 4, -2.8.
+    m, info = _single_level()
+    result = solve(m)
+    assert result.ok
+    assert result.objective == pytest.approx(-2.8, abs=1e-6)
+    assert pyo.value(m.z) == pytest.approx(4.0, abs=1e-6)
+    assert info.n_binaries > 0 and info.dual_usage(m.kkt) < 1.0
+
+
+def test_kkt_optimum_matches_brute_force_over_the_leader_decision():
+    m, _ = _single_level()
+    assert solve(m).ok
+    grid = np.linspace(0, 8, 321)  # z > 8 leaves the follower infeasible
+    brute = min(-_follower_response(z) + 0.3 * z for z in grid)
+    assert pyo.value(m.obj) <= brute + 1e-9
+    assert pyo.value(m.obj) == pytest.approx(brute, abs=0.3 * (grid[1] - grid[0]))
+
+
+def test_follower_response_in_the_single_level_is_optimal_for_the_follower():
+    m, _ = _single_level()
+    assert solve(m).ok
+    assert pyo.value(m.f.y) == pytest.approx(_follower_response(pyo.value(m.z)), rel=1e-6)
+
+
+def test_kkt_rejects_unbounded_follower_variables():
+    m = pyo.ConcreteModel()
+    m.f = pyo.Block()
+    m.f.y = pyo.Var(bounds=(0, None))
+    m.f.c = pyo.Constraint(expr=m.f.y >= 1)
+    m.kkt = pyo.Block()
+    with pytest.raises(ValueError, match="finite bounds"):
+        declare_kkt(m.kkt, m.f, m.f.y, dual_bound=1.0)
