@@ -1,0 +1,498 @@
+"""Kerama (2025): bi-level stochastic-robust scheduling of EV aggregators on the IEEE 33-bus feeder.
+
+B. N. Kerama, "A Bi-Level Stochastic-Robust MILP Framework for Coordinated EV
+Charging/Discharging with Battery-Degradation and Piecewise-Linear Network
+Constraints in Distribution-Level Smart Grids", AJISE 4(2), 2025.
+
+Where the paper leaves a gap we choose, and say so here and in notebook 01:
+
+* **The leader's lever.** The paper's distribution operator (DSO) decides
+  nothing the aggregators see. Here it publishes, day-ahead and for every
+  scenario alike, a per-aggregator, per-hour import cap ``cap_kw[a, t]`` (a
+  dynamic operating envelope). The aggregators' bids then enter the DistFlow
+  bus injections, so their response reaches the network.
+* **Prices.** Aggregators are price-takers at the time-of-use price
+  ``pi_t`` for both bids (Eq. 8's ``lambda+`` = ``lambda-`` = ``pi_t``).
+* **Degradation.** ``kappa |p_ch - p_dis|`` of Eq. (8) is charged on the
+  throughput ``kappa (p_ch + p_dis)``; the two agree once Eq. (15) holds.
+* **Horizon.** 24 hourly periods from 12:00 to 12:00, so that an EV's
+  evening-to-morning plug-in window lies inside one horizon.
+* **Network.** The Baran & Wu feeder at its real 12.66 kV (the paper's
+  4.16 kV is wrong), loads following the IEEE RTS winter-weekday profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from evgrid.bilevel import KktInfo, declare_kkt
+from evgrid.config import Kerama2025Params
+from evgrid.fleet import check_fleet, declare_ev_fleet
+from evgrid.networks import NetworkData, load_ieee33
+from evgrid.paths import repo_path
+
+HORIZON_START_HOUR = 12
+N_PERIODS = 24
+DT_H = 1.0
+LOAD_PROFILE = "data/kerama2025/load_profile_rts_winter_weekday.csv"
+
+
+@dataclass(frozen=True)
+class KeramaCase:
+    """One instance of the Kerama case study: network, prices, scenarios and fleets.
+
+    Buses are the 0-based pandapower indices of ``network``; ``t`` runs over
+    ``0..N_PERIODS-1`` with clock hour ``clock_hour[t]``.
+    """
+
+    params: Kerama2025Params
+    network: NetworkData
+    clock_hour: np.ndarray
+    price_usd_per_kwh: np.ndarray
+    load_kw: pd.DataFrame  # bus x t, forecast
+    load_kvar: pd.DataFrame  # bus x t, forecast
+    pv_kw: dict[int, pd.DataFrame]  # scenario -> bus x t
+    fleets: dict[int, pd.DataFrame]  # scenario -> fleet table (evgrid.fleet columns)
+    probability: np.ndarray
+    aggregator_bus: dict[int, int]
+    b_max_kw: dict[int, float]
+
+    @property
+    def periods(self) -> range:
+        return range(N_PERIODS)
+
+    @property
+    def scenarios(self) -> list[int]:
+        return sorted(self.fleets)
+
+    @property
+    def aggregators(self) -> list[int]:
+        return sorted(self.aggregator_bus)
+
+    def fleet(self, aggregator: int, scenario: int) -> pd.DataFrame:
+        f = self.fleets[scenario]
+        return f[f["aggregator"] == aggregator].reset_index(drop=True)
+
+
+def time_of_use_prices(params: Kerama2025Params, clock_hour: np.ndarray) -> np.ndarray:
+    """Kerama's time-of-use tariff: 0.10 / 0.18 / 0.30 $/kWh off / mid / peak.
+
+    The paper gives the three prices, not their hours. We use peak 17-21 h,
+    off-peak 22-7 h and mid-peak otherwise.
+    """
+    h = np.asarray(clock_hour)
+    peak = (h >= 17) & (h < 21)
+    off = (h >= 22) | (h < 7)
+    return np.where(peak, params.price_peak, np.where(off, params.price_offpeak, params.price_midpeak))
+
+
+def pv_shape(clock_hour: np.ndarray) -> np.ndarray:
+    """Clear-sky PV output per unit of rating: a half-sine between 06:00 and 18:00."""
+    mid = np.asarray(clock_hour) + 0.5
+    return np.clip(np.sin(np.pi * (mid - 6.0) / 12.0), 0.0, None) * ((mid > 6) & (mid < 18))
+
+
+def make_instance(params: Kerama2025Params) -> KeramaCase:
+    """Build the case study from ``params`` (validated) and its seed.
+
+    Scenarios are equally likely Monte-Carlo draws of (i) a cloudiness factor
+    on PV output, uniform on [0.6, 1.0], and (ii) each EV's arrival and
+    departure hours (normal, rounded, clipped to 13-23 h and 5-11 h) and
+    arrival state of charge (uniform). Every EV is checked to be servable
+    before any model is built (:func:`evgrid.fleet.check_fleet`).
+    """
+    network = load_ieee33(vmin_pu=params.vmin_pu, vmax_pu=params.vmax_pu)
+    clock = (HORIZON_START_HOUR + np.arange(N_PERIODS)) % 24
+    profile = pd.read_csv(repo_path(LOAD_PROFILE)).set_index("hour")["load_fraction"]
+    factor = profile.reindex(clock).to_numpy()
+    kw = network.buses["p_load_pu"].to_numpy() * network.base_mva * 1e3
+    kvar = network.buses["q_load_pu"].to_numpy() * network.base_mva * 1e3
+    load_kw = pd.DataFrame(np.outer(kw, factor), index=network.buses["bus"], columns=range(N_PERIODS))
+    load_kvar = pd.DataFrame(np.outer(kvar, factor), index=network.buses["bus"], columns=range(N_PERIODS))
+
+    rng = np.random.default_rng(params.seed)
+    shape = pv_shape(clock)
+    pv_buses = [b - 1 for b in params.pv_buses]
+    agg_bus = {a: b - 1 for a, b in enumerate(params.aggregator_buses)}
+    fo = params.fleet
+    cap = fo.battery_kwh
+    pv, fleets = {}, {}
+    for s in range(params.n_scenarios):
+        cloud = rng.uniform(0.6, 1.0)
+        table = pd.DataFrame(0.0, index=network.buses["bus"], columns=range(N_PERIODS))
+        for b in pv_buses:
+            table.loc[b] = params.pv_kw_per_bus * cloud * shape
+        pv[s] = table
+        n = fo.n_evs * params.n_aggregators
+        arrive_h = np.clip(np.rint(rng.normal(params.arrival_hour_mean, params.arrival_hour_sd, n)), 13, 23)
+        depart_h = np.clip(
+            np.rint(rng.normal(params.departure_hour_mean, params.departure_hour_sd, n)), 5, 11
+        )
+        soc0 = rng.uniform(params.soc_init_min, params.soc_init_max, n)
+        aggregator = np.repeat(np.arange(params.n_aggregators), fo.n_evs)
+        fleets[s] = pd.DataFrame(
+            {
+                "ev": [f"a{a}e{i % fo.n_evs:03d}" for i, a in enumerate(aggregator)],
+                "aggregator": aggregator,
+                "bus": [agg_bus[a] for a in aggregator],
+                "arrival": (arrive_h - HORIZON_START_HOUR).astype(int),
+                "departure": (depart_h + 24 - HORIZON_START_HOUR).astype(int),
+                "e_init_kwh": soc0 * cap,
+                "e_req_kwh": params.soc_required * cap,
+                "e_min_kwh": fo.soc_min * cap,
+                "e_max_kwh": fo.soc_max * cap,
+                "p_max_kw": fo.charger_kw,
+                "eta_ch": fo.charge_efficiency,
+                "eta_dis": fo.discharge_efficiency,
+            }
+        )
+        check_fleet(fleets[s], N_PERIODS, DT_H)
+    return KeramaCase(
+        params=params,
+        network=network,
+        clock_hour=clock,
+        price_usd_per_kwh=time_of_use_prices(params, clock),
+        load_kw=load_kw,
+        load_kvar=load_kvar,
+        pv_kw=pv,
+        fleets=fleets,
+        probability=np.full(params.n_scenarios, 1.0 / params.n_scenarios),
+        aggregator_bus=agg_bus,
+        b_max_kw={a: fo.n_evs * fo.charger_kw for a in agg_bus},
+    )
+
+
+def declare_aggregator(
+    block: pyo.Block,
+    case: KeramaCase,
+    fleet: pd.DataFrame,
+    *,
+    b_max_kw: float,
+    import_cap_kw=None,
+) -> None:
+    """The aggregator's problem (Kerama Eqs. 8-14) on ``block``, as an LP.
+
+    Adds the fleet (:func:`evgrid.fleet.declare_ev_fleet`, no binaries: see
+    its docstring for when dropping Eq. 15 is exact), export and import bids
+    ``b_exp_kw`` / ``b_imp_kw`` within ``b_max_kw`` (Eq. 10), their balance
+    with the fleet (Eq. 9), the leader's import cap ``b_imp_kw[t] <=
+    import_cap_kw[t]`` when given (a leader variable or a number), and the
+    expression ``cost_usd``: minus the profit of Eq. (8).
+    """
+    params = case.params
+    declare_ev_fleet(block, fleet, dt_h=DT_H)
+    block.t = pyo.Set(initialize=list(case.periods), ordered=True)
+    block.b_exp_kw = pyo.Var(block.t, bounds=(0.0, b_max_kw), doc="export (discharge) bid, Eq. (10)")
+    block.b_imp_kw = pyo.Var(block.t, bounds=(0.0, b_max_kw), doc="import (charge) bid, Eq. (10)")
+    plugged: dict[int, list] = {t: [] for t in case.periods}
+    for e, t in block.ev_t:
+        plugged[t].append(e)
+    block.eq_bid_balance = pyo.Constraint(
+        block.t,
+        rule=lambda b, t: b.b_exp_kw[t] - b.b_imp_kw[t]
+        == sum(b.p_dis_kw[e, t] - b.p_ch_kw[e, t] for e in plugged[t]),
+        doc="bids equal the fleet's net discharge, Eq. (9)",
+    )
+    if import_cap_kw is not None:
+        block.ineq_import_cap = pyo.Constraint(
+            block.t,
+            rule=lambda b, t: b.b_imp_kw[t] <= import_cap_kw[t],
+            doc="the DSO's import cap (leader decision)",
+        )
+    price = case.price_usd_per_kwh
+    kappa = params.degradation_usd_per_kwh
+    block.cost_usd = pyo.Expression(
+        expr=sum(price[t] * DT_H * (block.b_imp_kw[t] - block.b_exp_kw[t]) for t in block.t)
+        + kappa * DT_H * sum(block.p_ch_kw[e, t] + block.p_dis_kw[e, t] for e, t in block.ev_t),
+        doc="minus the aggregator's profit, Eq. (8)",
+    )
+
+
+def build_aggregator_lp(
+    case: KeramaCase, aggregator: int, scenario: int, import_cap_kw=None
+) -> pyo.ConcreteModel:
+    """One aggregator's problem on its own, for fixed caps (the KKT proof re-solves this)."""
+    m = pyo.ConcreteModel(name=f"kerama2025_aggregator_{aggregator}_scenario_{scenario}")
+    declare_aggregator(
+        m,
+        case,
+        case.fleet(aggregator, scenario),
+        b_max_kw=case.b_max_kw[aggregator],
+        import_cap_kw=import_cap_kw,
+    )
+    m.objective = pyo.Objective(expr=m.cost_usd, sense=pyo.minimize)
+    return m
+
+
+@dataclass(frozen=True)
+class SingleLevelInfo:
+    """Sizes of what :func:`build_single_level` added, for the notebook's tables."""
+
+    kkt: dict[tuple[int, int], KktInfo]
+
+    @property
+    def n_binaries(self) -> int:
+        return sum(k.n_binaries for k in self.kkt.values())
+
+
+def build_single_level(
+    case: KeramaCase,
+    *,
+    with_network: bool = True,
+    robust: bool = True,
+) -> tuple[pyo.ConcreteModel, SingleLevelInfo]:
+    """The bi-level model as one MILP: the DSO's problem plus every aggregator's KKT conditions.
+
+    Upper level (Eq. 1): minimise the expected cost of the substation import
+    plus ``alpha`` times each scenario's peak import. Per scenario, the
+    DistFlow model (Eqs. 2-7, :func:`evgrid.distflow.declare_lindistflow`)
+    carries the forecast load minus PV plus the aggregators' net imports; with
+    ``robust``, voltage limits hold for every load/PV realisation within the
+    budgets (:func:`robust_voltage_margins`). Without ``with_network`` the
+    import is the plain sum of injections (no network, no losses).
+
+    Lower level: one aggregator problem per aggregator and scenario
+    (:func:`declare_aggregator`) replaced by its KKT conditions
+    (:func:`evgrid.bilevel.declare_kkt`). Leader decision: ``cap_kw[a, t]``.
+
+    Raises :class:`NetworkInfeasibleError` before building when the robust
+    budgets leave the network infeasible (:func:`check_network_budget`).
+    """
+    params = case.params
+    m = pyo.ConcreteModel(name="kerama2025_single_level")
+    m.t = pyo.Set(initialize=list(case.periods), ordered=True)
+    m.s = pyo.Set(initialize=case.scenarios, ordered=True)
+    m.a = pyo.Set(initialize=case.aggregators, ordered=True)
+    m.cap_kw = pyo.Var(
+        m.a, m.t, bounds=lambda _m, a, _t: (0.0, case.b_max_kw[a]), doc="DSO import cap (leader)"
+    )
+    m.agg = pyo.Block(m.a, m.s)
+    m.kkt = pyo.Block(m.a, m.s)
+    kkt = {}
+    for a in m.a:
+        for s in m.s:
+            caps = {t: m.cap_kw[a, t] for t in m.t}
+            declare_aggregator(
+                m.agg[a, s], case, case.fleet(a, s), b_max_kw=case.b_max_kw[a], import_cap_kw=caps
+            )
+            kkt[a, s] = declare_kkt(
+                m.kkt[a, s],
+                m.agg[a, s],
+                m.agg[a, s].cost_usd,
+                leader_vars=list(caps.values()),
+                dual_bound=params.dual_bound_usd_per_kwh,
+            )
+
+    def net_load_kw(s, bus, t):
+        ev = sum(
+            m.agg[a, s].b_imp_kw[t] - m.agg[a, s].b_exp_kw[t]
+            for a in m.a
+            if case.aggregator_bus[a] == bus
+        )
+        return case.load_kw.at[bus, t] - case.pv_kw[s].at[bus, t] + ev
+
+    m.p_import_kw = pyo.Var(m.s, m.t, bounds=(-1e5, 1e5), doc="substation import P0 (kW), Eq. (7)")
+    if with_network:
+        from evgrid.distflow import declare_lindistflow
+
+        if robust:
+            check_network_budget(case)
+        m.net = pyo.Block(m.s)
+        margins = robust_voltage_margins(case) if robust else {s: None for s in m.s}
+        buses = list(case.network.buses["bus"])
+        for s in m.s:
+            declare_lindistflow(
+                m.net[s],
+                case.network,
+                list(m.t),
+                {(b, t): net_load_kw(s, b, t) for b in buses for t in m.t},
+                {(b, t): case.load_kvar.at[b, t] for b in buses for t in m.t},
+                losses=params.losses,
+                n_segments=params.n_segments,
+                v_source_pu=params.v_source_pu,
+                voltage_margin_pu=margins[s],
+            )
+        m.eq_import = pyo.Constraint(
+            m.s, m.t, rule=lambda m, s, t: m.p_import_kw[s, t] == m.net[s].p_import_kw[t]
+        )
+    else:
+        buses = list(case.network.buses["bus"])
+        m.eq_import = pyo.Constraint(
+            m.s, m.t, rule=lambda m, s, t: m.p_import_kw[s, t] == sum(net_load_kw(s, b, t) for b in buses)
+        )
+    m.peak_kw = pyo.Var(m.s, bounds=(0.0, 1e5), doc="peak import per scenario (kW)")
+    m.ineq_peak = pyo.Constraint(m.s, m.t, rule=lambda m, s, t: m.peak_kw[s] >= m.p_import_kw[s, t])
+    price = case.price_usd_per_kwh
+    m.energy_cost_usd = pyo.Expression(
+        expr=sum(
+            case.probability[s] * price[t] * DT_H * m.p_import_kw[s, t] for s in m.s for t in m.t
+        )
+    )
+    m.objective = pyo.Objective(
+        expr=m.energy_cost_usd
+        + params.peak_penalty_usd_per_kw * sum(case.probability[s] * m.peak_kw[s] for s in m.s),
+        sense=pyo.minimize,
+        doc="expected procurement cost plus peak penalty, Eq. (1)",
+    )
+    return m, SingleLevelInfo(kkt)
+
+
+def robust_voltage_margins(case: KeramaCase) -> dict[int, dict]:
+    """Worst-case voltage offsets (pu squared) of the load/PV uncertainty, per scenario.
+
+    In the linear DistFlow model of a radial feeder the squared voltage at
+    bus ``j`` is ``v_j = v_0 - 2 sum_i (R_ij p_i + X_ij q_i)`` with ``R_ij``
+    (``X_ij``) the resistance (reactance) shared by the paths from the
+    substation to ``i`` and to ``j``, all >= 0, and ``p_i`` the net load. So
+    ``v_j`` falls monotonically in every load and rises in every PV output: the
+    worst case of the box ``load (1 +- gamma_load)``, ``pv (1 -+ gamma_pv)`` is
+    all loads high and PV low for the lower limit, and the reverse for the
+    upper limit. The offsets do not depend on any decision, so the robust
+    counterpart is the nominal constraint tightened by a constant:
+    ``v_j - lower_j >= vmin^2`` and ``v_j + upper_j <= vmax^2``.
+    """
+    params = case.params
+    net = case.network
+    r_shared, x_shared = shared_path_impedance(net)
+    base_kw = net.base_mva * 1e3
+    out = {}
+    for s in case.scenarios:
+        dp_up = (params.gamma_load * case.load_kw + params.gamma_pv * case.pv_kw[s]) / base_kw
+        dq_up = params.gamma_load * case.load_kvar / base_kw
+        lower = 2 * (r_shared @ dp_up.to_numpy() + x_shared @ dq_up.to_numpy())
+        out[s] = {
+            (b, t): (float(lower[i, t]), float(lower[i, t]))
+            for i, b in enumerate(net.buses["bus"])
+            for t in case.periods
+        }
+    return out
+
+
+def shared_path_impedance(net: NetworkData) -> tuple[np.ndarray, np.ndarray]:
+    """``R[i, j]``, ``X[i, j]``: series resistance/reactance (pu) common to the paths 0->i and 0->j."""
+    n = len(net.buses)
+    parent = {int(b.to_bus): (int(b.from_bus), b.r_pu, b.x_pu) for b in net.branches.itertuples()}
+    path: dict[int, dict[int, tuple[float, float]]] = {}
+    for bus in range(n):
+        edges, node = {}, bus
+        while node in parent:
+            up, r, x = parent[node]
+            edges[node] = (r, x)
+            node = up
+        path[bus] = edges
+    r_m, x_m = np.zeros((n, n)), np.zeros((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            common = path[i].keys() & path[j].keys()
+            r_m[i, j] = r_m[j, i] = sum(path[i][k][0] for k in common)
+            x_m[i, j] = x_m[j, i] = sum(path[i][k][1] for k in common)
+    return r_m, x_m
+
+
+def warm_start(model: pyo.ConcreteModel, case: KeramaCase, info: SingleLevelInfo) -> bool:
+    """Give every variable of the single-level model a feasible value, for a MIP start.
+
+    HiGHS spends most of a cold solve looking for a first incumbent. A
+    bilevel-feasible point is cheap to build: caps at their maximum, each
+    aggregator's LP solved on its own (so its response is optimal), the
+    complementarity binaries set by which rows are tight, and the duals and
+    the leader's remaining variables from one LP with all of that fixed.
+    Returns False (values left as they were) if that LP is infeasible, e.g.
+    when the uncapped response violates the network limits.
+    """
+    from evgrid.solvers import SolverError, solve
+
+    fixed = []
+
+    def fix(var, value):
+        if not var.fixed:
+            var.fix(value)
+            fixed.append(var)
+
+    for a in case.aggregators:
+        for t in case.periods:
+            fix(model.cap_kw[a, t], case.b_max_kw[a])
+        for s in case.scenarios:
+            alone = build_aggregator_lp(case, a, s)
+            solve(alone)
+            inside = model.agg[a, s]
+            for var in alone.component_data_objects(pyo.Var):
+                fix(inside.find_component(var.name), var.value)
+    for a, s in info.kkt:
+        kkt, rows = model.kkt[a, s], info.kkt[a, s].rows
+        for i in kkt.comp_row:
+            slack = pyo.value(_row_slack(model.agg[a, s], rows.at[i, "name"]))
+            fix(kkt.is_active[i], 1.0 if abs(slack) <= 1e-7 else 0.0)
+    try:
+        result = solve(model)
+        ok = result.ok
+    except SolverError:
+        ok = False
+    for var in fixed:
+        var.unfix()
+    return ok
+
+
+def _row_slack(block: pyo.Block, row_name: str):
+    """The slack of a KKT row by its name (``<constraint>:lb/ub`` or ``<var>:lb/ub``)."""
+    name, _, side = row_name.rpartition(":")
+    comp = block.model().find_component(name)
+    if isinstance(comp, pyo.Var) or hasattr(comp, "is_continuous"):
+        return comp - comp.lb if side == "lb" else comp.ub - comp
+    return comp.body - comp.lower if side == "lb" else comp.upper - comp.body
+
+
+class NetworkInfeasibleError(ValueError):
+    """The robust network constraints cannot hold, whatever the aggregators do."""
+
+
+def check_network_budget(case: KeramaCase) -> None:
+    """Fail before building if the voltage limits cannot hold under the robust budgets.
+
+    A necessary condition, from the linear DistFlow sensitivities of
+    :func:`robust_voltage_margins` (losses only lower voltages further): at
+    every bus, hour and scenario, the worst-case voltage must reach ``vmin``
+    with every aggregator discharging at its full bid limit, and stay below
+    ``vmax`` with every aggregator charging at it. Raises
+    :class:`NetworkInfeasibleError` naming the constraint family (Eq. 6), the
+    hour, the bus and the scenario of each violation (the first ten).
+    """
+    params = case.params
+    net = case.network
+    r_shared, x_shared = shared_path_impedance(net)
+    base_kw = net.base_mva * 1e3
+    v0_sq = params.v_source_pu**2
+    ev_bus = np.zeros(len(net.buses))
+    for a, bus in case.aggregator_bus.items():
+        ev_bus[bus] += case.b_max_kw[a]
+    margins = robust_voltage_margins(case)
+    problems = []
+    for s in case.scenarios:
+        p = (case.load_kw - case.pv_kw[s]).to_numpy() / base_kw
+        q = case.load_kvar.to_numpy() / base_kw
+        drop = 2 * (r_shared @ p + x_shared @ q)
+        ev = 2 * (r_shared @ ev_bus)[:, None] / base_kw
+        margin = np.array([[margins[s][(b, t)][0] for t in case.periods] for b in net.buses["bus"]])
+        v_low = np.sqrt(np.clip(v0_sq - drop + ev - margin, 0, None))
+        v_high = np.sqrt(np.clip(v0_sq - drop - ev + margin, 0, None))
+        for family, bad, v, limit in (
+            ("lower voltage limit (Eq. 6)", v_low < params.vmin_pu - 1e-9, v_low, params.vmin_pu),
+            ("upper voltage limit (Eq. 6)", v_high > params.vmax_pu + 1e-9, v_high, params.vmax_pu),
+        ):
+            for i, t in zip(*np.nonzero(bad), strict=True):
+                problems.append(
+                    f"{family} at {case.clock_hour[t]:02d}:00, bus {net.buses.at[i, 'name']}, "
+                    f"scenario {s}: worst-case |V| = {v[i, t]:.4f} pu vs limit {limit} pu "
+                    "even with every aggregator at its most helpful bid"
+                )
+    if problems:
+        raise NetworkInfeasibleError(
+            f"the robust budgets (gamma_load={params.gamma_load}, gamma_pv={params.gamma_pv}) "
+            f"leave the network infeasible in {len(problems)} bus-hours, whatever the aggregators "
+            "do; lower the budgets, raise v_source_pu or relax the limits:\n  "
+            + "\n  ".join(problems[:10])
+        )

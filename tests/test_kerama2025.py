@@ -1,0 +1,126 @@
+"""Kerama (2025): instance, aggregator LP, single-level KKT model and its proof."""
+
+import warnings
+
+import pyomo.environ as pyo
+import pytest
+
+from evgrid.config import FleetOptions, Kerama2025Params
+from evgrid.fleet import FleetInfeasibleError, fleet_schedule, simultaneous_charge_discharge
+from evgrid.kerama2025 import (
+    build_aggregator_lp,
+    build_single_level,
+    make_instance,
+    robust_voltage_margins,
+    shared_path_impedance,
+    warm_start,
+)
+from evgrid.solvers import SolverLimitWarning, solve
+
+
+def _small(**changes):
+    values = dict(
+        n_aggregators=2,
+        aggregator_buses=[18, 33],
+        fleet=FleetOptions(n_evs=2, battery_kwh=60.0, charger_kw=7.2),
+        n_scenarios=2,
+        peak_penalty_usd_per_kw=2.0,
+    )
+    values.update(changes)
+    return make_instance(Kerama2025Params(**values))
+
+
+@pytest.fixture(scope="module")
+def solved():
+    # KKT feasibility alone makes every aggregator's response optimal, so the
+    # proof below holds at any incumbent: a short, warm-started solve suffices.
+    case = _small()
+    model, info = build_single_level(case, with_network=False)
+    assert warm_start(model, case, info)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SolverLimitWarning)
+        result = solve(model, time_limit_s=10, warmstart=True)
+    return case, model, info, result
+
+
+def test_instance_follows_the_parameters():
+    case = _small()
+    assert len(case.scenarios) == 2 and case.aggregators == [0, 1]
+    assert case.aggregator_bus == {0: 17, 1: 32}  # Baran & Wu 18, 33 -> 0-based
+    assert sorted(set(case.price_usd_per_kwh)) == [0.10, 0.18, 0.30]
+    assert case.load_kw.to_numpy().max() == pytest.approx(420.0)  # bus 25 peak load x 1.0
+    fleet = case.fleets[0]
+    assert len(fleet) == 4 and (fleet["arrival"] < fleet["departure"]).all()
+
+
+def test_kkt_proof_each_aggregator_profit_equals_its_lp_re_solved_alone(solved):
+    case, model, _info, result = solved
+    assert result.status in ("optimal", "time_limit_feasible")
+    for a in case.aggregators:
+        for s in case.scenarios:
+            caps = {t: pyo.value(model.cap_kw[a, t]) for t in case.periods}
+            alone = build_aggregator_lp(case, a, s, caps)
+            assert solve(alone).ok
+            inside = pyo.value(model.agg[a, s].cost_usd)
+            assert inside == pytest.approx(pyo.value(alone.objective), rel=1e-6, abs=1e-6)
+
+
+def test_no_ev_charges_and_discharges_in_the_same_hour(solved):
+    case, model, _info, _result = solved
+    for a in case.aggregators:
+        for s in case.scenarios:
+            assert simultaneous_charge_discharge(fleet_schedule(model.agg[a, s])).empty
+
+
+def test_duals_stay_inside_their_derived_bounds(solved):
+    _case, model, info, _result = solved
+    for (a, s), kkt in info.kkt.items():
+        assert kkt.dual_usage(model.kkt[a, s]) < 1.0 - 1e-6
+
+
+def test_an_unservable_fleet_is_reported_before_solving():
+    with pytest.raises(FleetInfeasibleError, match="cannot be served"):
+        _small(soc_init_min=0.2, soc_init_max=0.2, soc_required=0.9,
+               fleet=FleetOptions(n_evs=2, battery_kwh=60.0, charger_kw=1.0))
+
+
+def test_shared_path_impedance_and_robust_margins_are_monotone():
+    case = _small()
+    r, _x = shared_path_impedance(case.network)
+    assert r[17, 17] > r[17, 5] > 0  # bus 18 is downstream of bus 6
+    assert r[17, 32] == pytest.approx(r[5, 5])  # 18 and 33 share the path 1-6 (26-33 leaves at 6)
+    margins = robust_voltage_margins(case)[0]
+    assert margins[(17, 6)][0] > margins[(5, 6)][0] > 0  # deeper buses, larger offsets
+    tighter = robust_voltage_margins(_small(gamma_pv=0.4))[0]
+    assert tighter[(17, 0)][0] > margins[(17, 0)][0]  # PV produces at 12:00
+
+
+def test_a_budget_that_breaks_the_network_names_the_family_and_hour():
+    from evgrid.kerama2025 import NetworkInfeasibleError, check_network_budget
+
+    check_network_budget(_small())  # the default budgets hold
+    with pytest.raises(NetworkInfeasibleError) as err:
+        build_single_level(_small(gamma_load=0.3))
+    message = str(err.value)
+    assert "lower voltage limit (Eq. 6) at 18:00, bus 18, scenario 0" in message
+    assert "upper voltage limit (Eq. 6) at 12:00, bus 15, scenario 0" in message  # PV backfeed
+    assert "gamma_load=0.3" in message
+
+
+def test_single_level_with_the_robust_network_solves_on_a_small_instance():
+    case = _small(n_scenarios=1)
+    model, info = build_single_level(case)
+    assert warm_start(model, case, info)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SolverLimitWarning)
+        result = solve(model, time_limit_s=10, warmstart=True)
+    assert result.status in ("optimal", "time_limit_feasible")
+    assert result.relative_gap is not None and result.relative_gap < 0.01
+    for a in case.aggregators:  # the proof again, now under the network constraints
+        caps = {t: pyo.value(model.cap_kw[a, t]) for t in case.periods}
+        alone = build_aggregator_lp(case, a, 0, caps)
+        assert solve(alone).ok
+        assert pyo.value(model.agg[a, 0].cost_usd) == pytest.approx(
+            pyo.value(alone.objective), rel=1e-6, abs=1e-6)
+    v = [pyo.value(model.net[0].v_sq_pu[b, t]) ** 0.5 for b in case.network.buses["bus"] for t in case.periods]
+    assert min(v) >= 0.95 - 1e-6 and max(v) <= 1.05 + 1e-6
