@@ -67,3 +67,37 @@ def test_kkt_rejects_unbounded_follower_variables():
     m.kkt = pyo.Block()
     with pytest.raises(ValueError, match="finite bounds"):
         declare_kkt(m.kkt, m.f, m.f.y, dual_bound=1.0)
+
+
+def _single_level_sd(n_bits=6):
+    from evgrid.bilevel import declare_binary_grid, declare_strong_duality
+
+    m = pyo.ConcreteModel()
+    m.z = pyo.Var(bounds=(0, 10))
+    m.f = pyo.Block()
+    m.f.y = pyo.Var(bounds=(0, 10))
+    m.f.c1 = pyo.Constraint(expr=m.f.y <= m.z)
+    m.f.c2 = pyo.Constraint(expr=m.f.y <= 8 - m.z)
+    m.f.c3 = pyo.Constraint(expr=m.f.y <= 5)
+    m.grid = pyo.Block()
+    grid = declare_binary_grid(m.grid, [m.z], n_bits)
+    m.sd = pyo.Block()
+    declare_strong_duality(m.sd, m.f, -m.f.y, grid=grid, leader_vars=[m.z], dual_bound=10.0)
+    m.obj = pyo.Objective(expr=-m.f.y + 0.3 * m.z)
+    return m
+
+
+def test_strong_duality_on_a_grid_matches_kkt_on_the_same_grid():
+    from evgrid.bilevel import declare_binary_grid
+
+    sd = _single_level_sd(n_bits=3)  # z in {0, 10/7, 20/7, ..., 10}
+    assert solve(sd).ok
+    kkt, _ = _single_level()
+    kkt.grid = pyo.Block()
+    declare_binary_grid(kkt.grid, [kkt.z], 3)
+    assert solve(kkt).ok
+    assert pyo.value(sd.obj) == pytest.approx(pyo.value(kkt.obj), abs=1e-6)
+    grid_points = [10 * k / 7 for k in range(8)]
+    brute = min(-_follower_response(z) + 0.3 * z for z in grid_points if z <= 8)
+    assert pyo.value(sd.obj) == pytest.approx(brute, abs=1e-6)
+    assert pyo.value(sd.f.y) == pytest.approx(_follower_response(pyo.value(sd.z)), abs=1e-6)

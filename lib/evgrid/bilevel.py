@@ -52,7 +52,11 @@ class KktInfo:
     rows: pd.DataFrame  # row, kind, big_m_primal, big_m_dual
 
     def dual_usage(self, block: pyo.Block) -> float:
-        """Largest ``|dual| / bound`` over the rows after a solve (1 means a bound binds)."""
+        """Largest ``|dual| / bound`` over the rows after a solve.
+
+        Below 1, the bound ``w`` did not shape this solution. At 1 it may have:
+        duals are not unique, so re-solve with a larger ``w`` to tell.
+        """
         worst = 0.0
         for r in self.rows.itertuples():
             value = abs(pyo.value(block.dual[r.row]))
@@ -63,12 +67,16 @@ class KktInfo:
 
 @dataclass
 class _Row:
+    """One follower row in the form ``a x + h(z) >= 0`` (``kind="ineq"``) or ``= 0`` ("eq")."""
+
     name: str
     kind: str  # "eq" | "ineq"
-    coefs: dict[int, float]  # follower variable id -> coefficient in the ">= 0" / "= 0" form
+    coefs: dict[int, float]  # follower variable index -> a
     expr: object  # the slack (ineq) or residual (eq) as a Pyomo expression
     big_m_primal: float
     dual_bound: float = 0.0
+    h_const: float = 0.0  # constant part of h(z)
+    h_leader: tuple = ()  # ((leader VarData, coefficient g), ...): h(z) = h_const + sum g z
 
 
 def declare_kkt(
@@ -105,45 +113,7 @@ def declare_kkt(
         A nonlinear row or objective, an unbounded variable, or an unknown
         outside variable.
     """
-    fvars = [v for v in follower.component_data_objects(pyo.Var, descend_into=True) if not v.fixed]
-    for v in fvars:
-        if not v.is_continuous():
-            raise ValueError(f"follower variable {v.name} is not continuous: KKT needs an LP")
-        if v.lb is None or v.ub is None:
-            raise ValueError(f"follower variable {v.name} needs finite bounds for derived big-Ms")
-    f_ids = {id(v): i for i, v in enumerate(fvars)}
-    leader_ids = {id(v) for v in leader_vars or []}
-    for v in leader_vars or []:
-        if v.lb is None or v.ub is None:
-            raise ValueError(f"leader variable {v.name} needs finite bounds for derived big-Ms")
-    bound_of = dual_bound if callable(dual_bound) else (lambda _c, w=float(dual_bound): w)
-
-    cost = [0.0] * len(fvars)
-    repn = generate_standard_repn(objective, compute_values=True)
-    if not repn.is_linear():
-        raise ValueError("the follower objective must be linear")
-    for v, c in zip(repn.linear_vars, repn.linear_coefs, strict=True):
-        if id(v) not in f_ids:
-            raise ValueError(f"the follower objective uses {v.name}, which is not a follower variable")
-        cost[f_ids[id(v)]] += float(c)
-
-    rows: list[_Row] = []
-    for con in follower.component_data_objects(pyo.Constraint, active=True, descend_into=True):
-        rows.extend(_constraint_rows(con, f_ids, leader_ids, bound_of(con)))
-
-    # Structural duals are bounded by w; bound duals follow from stationarity.
-    reach = [abs(c) for c in cost]
-    for row in rows:
-        for j, a in row.coefs.items():
-            reach[j] += abs(a) * row.dual_bound
-    for j, v in enumerate(fvars):
-        lb, ub = float(v.lb), float(v.ub)
-        if ub - lb <= _EPS:
-            rows.append(_Row(f"{v.name}:fixed", "eq", {j: 1.0}, v - lb, 0.0, reach[j]))
-            continue
-        rows.append(_Row(f"{v.name}:lb", "ineq", {j: 1.0}, v - lb, ub - lb, reach[j]))
-        rows.append(_Row(f"{v.name}:ub", "ineq", {j: -1.0}, ub - v, ub - lb, reach[j]))
-
+    fvars, cost, rows = _follower_rows(follower, objective, leader_vars, dual_bound)
     index = list(range(len(rows)))
     block.row = pyo.Set(initialize=index, ordered=True, doc="follower rows (constraints and bounds)")
     block.dual = pyo.Var(
@@ -193,6 +163,50 @@ def declare_kkt(
     return KktInfo(len(fvars), len(rows), len(complementary), table)
 
 
+def _follower_rows(follower, objective, leader_vars, dual_bound):
+    """The follower's variables, objective coefficients and rows, with derived bounds."""
+    fvars = [v for v in follower.component_data_objects(pyo.Var, descend_into=True) if not v.fixed]
+    for v in fvars:
+        if not v.is_continuous():
+            raise ValueError(f"follower variable {v.name} is not continuous: KKT needs an LP")
+        if v.lb is None or v.ub is None:
+            raise ValueError(f"follower variable {v.name} needs finite bounds for derived big-Ms")
+    f_ids = {id(v): i for i, v in enumerate(fvars)}
+    leader_ids = {id(v) for v in leader_vars or []}
+    for v in leader_vars or []:
+        if v.lb is None or v.ub is None:
+            raise ValueError(f"leader variable {v.name} needs finite bounds for derived big-Ms")
+    bound_of = dual_bound if callable(dual_bound) else (lambda _c, w=float(dual_bound): w)
+
+    cost = [0.0] * len(fvars)
+    repn = generate_standard_repn(objective, compute_values=True)
+    if not repn.is_linear():
+        raise ValueError("the follower objective must be linear")
+    for v, c in zip(repn.linear_vars, repn.linear_coefs, strict=True):
+        if id(v) not in f_ids:
+            raise ValueError(f"the follower objective uses {v.name}, which is not a follower variable")
+        cost[f_ids[id(v)]] += float(c)
+
+    rows: list[_Row] = []
+    for con in follower.component_data_objects(pyo.Constraint, active=True, descend_into=True):
+        rows.extend(_constraint_rows(con, f_ids, leader_ids, bound_of(con)))
+
+    # Structural duals are bounded by w; bound duals follow from stationarity.
+    reach = [abs(c) for c in cost]
+    for row in rows:
+        for j, a in row.coefs.items():
+            reach[j] += abs(a) * row.dual_bound
+    for j, v in enumerate(fvars):
+        lb, ub = float(v.lb), float(v.ub)
+        if ub - lb <= _EPS:
+            rows.append(_Row(f"{v.name}:fixed", "eq", {j: 1.0}, v - lb, 0.0, reach[j], -lb))
+            continue
+        rows.append(_Row(f"{v.name}:lb", "ineq", {j: 1.0}, v - lb, ub - lb, reach[j], -lb))
+        rows.append(_Row(f"{v.name}:ub", "ineq", {j: -1.0}, ub - v, ub - lb, reach[j], ub))
+
+    return fvars, cost, rows
+
+
 def _constraint_rows(
     con: ConstraintData, f_ids: dict[int, int], leader_ids: set[int], w: float
 ) -> list[_Row]:
@@ -200,18 +214,22 @@ def _constraint_rows(
     if not repn.is_linear():
         raise ValueError(f"follower constraint {con.name} is not linear")
     coefs: dict[int, float] = {}
-    lo = hi = float(repn.constant)
+    leader: list[tuple[VarData, float]] = []
+    const = lo = hi = float(repn.constant)
     for v, a in zip(repn.linear_vars, repn.linear_coefs, strict=True):
         a = float(a)
         if id(v) in f_ids:
             coefs[f_ids[id(v)]] = coefs.get(f_ids[id(v)], 0.0) + a
-        elif id(v) not in leader_ids and not v.fixed:
+        elif id(v) in leader_ids:
+            leader.append((v, a))
+        elif not v.fixed:
             raise ValueError(
                 f"follower constraint {con.name} uses {v.name}, neither a follower nor a leader variable"
             )
         if v.fixed:
             lo += a * v.value
             hi += a * v.value
+            const += a * v.value
             continue
         if v.lb is None or v.ub is None:
             raise ValueError(f"{v.name} in {con.name} needs finite bounds for derived big-Ms")
@@ -220,13 +238,142 @@ def _constraint_rows(
     body = con.body
     if con.equality:
         rhs = float(pyo.value(con.upper))
-        return [_Row(con.name, "eq", coefs, body - rhs, 0.0, w)]
+        return [_Row(con.name, "eq", coefs, body - rhs, 0.0, w, const - rhs, tuple(leader))]
     rows = []
     if con.has_lb():
         lb = float(pyo.value(con.lower))
-        rows.append(_Row(f"{con.name}:lb", "ineq", coefs, body - lb, max(hi - lb, 0.0), w))
+        rows.append(
+            _Row(f"{con.name}:lb", "ineq", coefs, body - lb, max(hi - lb, 0.0), w, const - lb,
+                 tuple(leader))
+        )
     if con.has_ub():
         ub = float(pyo.value(con.upper))
         neg = {j: -a for j, a in coefs.items()}
-        rows.append(_Row(f"{con.name}:ub", "ineq", neg, ub - body, max(ub - lo, 0.0), w))
+        rows.append(
+            _Row(f"{con.name}:ub", "ineq", neg, ub - body, max(ub - lo, 0.0), w, ub - const,
+                 tuple((v, -g) for v, g in leader))
+        )
     return rows
+
+
+@dataclass(frozen=True)
+class LeaderGrid:
+    """Leader variables restricted to a binary grid: ``z = lb + step * sum_k 2^k bit_k``."""
+
+    lb: dict[int, float]
+    step: dict[int, float]
+    bits: dict[int, list[VarData]]
+
+
+def declare_binary_grid(block: pyo.Block, leader_vars: list[VarData], n_bits: int) -> LeaderGrid:
+    """Restrict each leader variable to ``2**n_bits`` evenly spaced values over its bounds.
+
+    With the leader on a grid, the products ``z * y`` of the strong-duality
+    condition become products of binaries and bounded duals, which McCormick
+    envelopes represent exactly. ``block`` receives ``bit`` and ``eq_grid``.
+    """
+    if n_bits < 1:
+        raise ValueError(f"n_bits={n_bits} must be >= 1")
+    index = [(i, k) for i in range(len(leader_vars)) for k in range(n_bits)]
+    block.bit = pyo.Var(index, domain=pyo.Binary, doc="binary expansion of the leader's decisions")
+    lb, step, bits = {}, {}, {}
+    for i, v in enumerate(leader_vars):
+        if v.lb is None or v.ub is None:
+            raise ValueError(f"leader variable {v.name} needs finite bounds for a grid")
+        lb[id(v)] = float(v.lb)
+        step[id(v)] = (float(v.ub) - float(v.lb)) / (2**n_bits - 1)
+        bits[id(v)] = [block.bit[i, k] for k in range(n_bits)]
+    block.eq_grid = pyo.Constraint(
+        range(len(leader_vars)),
+        rule=lambda b, i: leader_vars[i]
+        == lb[id(leader_vars[i])]
+        + step[id(leader_vars[i])] * sum(2**k * b.bit[i, k] for k in range(n_bits)),
+        doc="leader decision on its grid",
+    )
+    return LeaderGrid(lb, step, bits)
+
+
+def declare_strong_duality(
+    block: pyo.Block,
+    follower: pyo.Block,
+    objective: object,
+    *,
+    grid: LeaderGrid,
+    leader_vars: list[VarData] | None = None,
+    dual_bound: float | Callable[[ConstraintData], float],
+) -> KktInfo:
+    """Optimality of the follower by strong duality, instead of complementarity.
+
+    Adds dual feasibility (the same stationarity and derived dual bounds as
+    :func:`declare_kkt`) and one inequality, ``c x <= b(z) y``: with primal
+    and dual feasibility, weak duality makes it an equality, so ``x`` is
+    optimal. The dual objective ``b(z) y`` is bilinear where a leader
+    variable ``z`` enters a row; ``z`` must lie on ``grid``
+    (:func:`declare_binary_grid`), and each product ``bit * y`` is
+    represented exactly by its McCormick envelope over the dual's bounds.
+    No binary is added per follower row: the binaries are the grid's.
+    Equivalent to :func:`declare_kkt` on the same grid.
+    """
+    fvars, cost, rows = _follower_rows(follower, objective, leader_vars, dual_bound)
+    index = list(range(len(rows)))
+
+    def dual_range(i):
+        w = rows[i].dual_bound
+        return (-w, w) if rows[i].kind == "eq" else (0.0, w)
+
+    block.row = pyo.Set(initialize=index, ordered=True)
+    block.dual = pyo.Var(block.row, bounds=lambda _b, i: dual_range(i), doc="dual multipliers")
+    by_var: list[list[tuple[int, float]]] = [[] for _ in fvars]
+    for i, row in enumerate(rows):
+        for j, a in row.coefs.items():
+            by_var[j].append((i, a))
+    block.follower_var = pyo.Set(initialize=range(len(fvars)), ordered=True)
+    block.eq_stationarity = pyo.Constraint(
+        block.follower_var,
+        rule=lambda b, j: cost[j] == sum(a * b.dual[i] for i, a in by_var[j]),
+        doc="dual feasibility (stationarity)",
+    )
+    products = []  # (row, leader id, bit number)
+    for i, row in enumerate(rows):
+        for v, _g in row.h_leader:
+            if id(v) not in grid.bits:
+                raise ValueError(f"leader variable {v.name} in {row.name} is not on the grid")
+            products += [(i, id(v), k) for k in range(len(grid.bits[id(v)]))]
+    block.product = pyo.Set(initialize=range(len(products)), ordered=True)
+    block.bit_times_dual = pyo.Var(block.product, doc="bit * dual, McCormick-exact")
+
+    def mccormick(b, p, side):
+        i, vid, k = products[p]
+        lo, hi = dual_range(i)
+        bit, y, w = grid.bits[vid][k], b.dual[i], b.bit_times_dual[p]
+        return {
+            0: w <= hi * bit,
+            1: w >= lo * bit,
+            2: w <= y - lo * (1 - bit),
+            3: w >= y - hi * (1 - bit),
+        }[side]
+
+    block.ineq_mccormick = pyo.Constraint(block.product, range(4), rule=mccormick)
+    where = {(i, vid, k): p for p, (i, vid, k) in enumerate(products)}
+
+    def h_times_dual(i):
+        row = rows[i]
+        expr = row.h_const * block.dual[i]
+        for v, g in row.h_leader:
+            vid = id(v)
+            expr += g * grid.lb[vid] * block.dual[i]
+            expr += g * grid.step[vid] * sum(
+                2**k * block.bit_times_dual[where[i, vid, k]] for k in range(len(grid.bits[vid]))
+            )
+        return expr
+
+    block.dual_objective = pyo.Expression(expr=-sum(h_times_dual(i) for i in index))
+    block.ineq_strong_duality = pyo.Constraint(
+        expr=objective <= block.dual_objective,
+        doc="primal objective <= dual objective: the follower is optimal",
+    )
+    table = pd.DataFrame(
+        [(i, r.name, r.kind, r.big_m_primal, r.dual_bound) for i, r in enumerate(rows)],
+        columns=["row", "name", "kind", "big_m_primal", "big_m_dual"],
+    )
+    return KktInfo(len(fvars), len(rows), 0, table)
