@@ -162,6 +162,12 @@ class Kerama2025Params(_Section):
     dual_bound_usd_per_kwh: float = Field(
         2.0, gt=0, le=1_000, description="w, bound on the aggregators' duals (see evgrid.bilevel)"
     )
+    reformulation: Literal["strong_duality", "kkt"] = Field(
+        "strong_duality", description="How the aggregators' optimality enters the MILP"
+    )
+    cap_bits: int = Field(
+        5, ge=0, le=12, description="Caps on a grid of 2^bits levels (0: continuous, KKT only)"
+    )
     solver: SolverOptions = Field(
         SolverOptions(time_limit_s=300, mip_gap=0.005), description="How to solve the MILP"
     )
@@ -192,6 +198,8 @@ class Kerama2025Params(_Section):
             )
         if self.vmin_pu >= self.vmax_pu:
             raise ValueError(f"vmin_pu ({self.vmin_pu}) must be below vmax_pu ({self.vmax_pu})")
+        if self.reformulation == "strong_duality" and self.cap_bits == 0:
+            raise ValueError("cap_bits must be >= 1 with reformulation='strong_duality'")
         return self
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from evgrid.bilevel import KktInfo, declare_kkt
+from evgrid.bilevel import KktInfo, declare_binary_grid, declare_kkt, declare_strong_duality
 from evgrid.config import Kerama2025Params
 from evgrid.fleet import check_fleet, declare_ev_fleet
 from evgrid.networks import NetworkData, load_ieee33
@@ -234,9 +234,11 @@ class SingleLevelInfo:
 
     kkt: dict[tuple[int, int], KktInfo]
 
+    n_grid_bits: int = 0
+
     @property
     def n_binaries(self) -> int:
-        return sum(k.n_binaries for k in self.kkt.values())
+        return self.n_grid_bits + sum(k.n_binaries for k in self.kkt.values())
 
 
 def build_single_level(
@@ -256,8 +258,13 @@ def build_single_level(
     import is the plain sum of injections (no network, no losses).
 
     Lower level: one aggregator problem per aggregator and scenario
-    (:func:`declare_aggregator`) replaced by its KKT conditions
-    (:func:`evgrid.bilevel.declare_kkt`). Leader decision: ``cap_kw[a, t]``.
+    (:func:`declare_aggregator`) replaced by its optimality conditions:
+    ``params.reformulation = "kkt"`` uses complementarity with one binary per
+    follower inequality (:func:`evgrid.bilevel.declare_kkt`);
+    ``"strong_duality"`` puts the caps on a grid of ``2**cap_bits`` levels and
+    uses dual feasibility plus strong duality, whose only binaries are the
+    grid's (:func:`evgrid.bilevel.declare_strong_duality`). On the same grid
+    the two are equivalent. Leader decision: ``cap_kw[a, t]``.
 
     Raises :class:`NetworkInfeasibleError` before building when the robust
     budgets leave the network infeasible (:func:`check_network_budget`).
@@ -272,6 +279,10 @@ def build_single_level(
     )
     m.agg = pyo.Block(m.a, m.s)
     m.kkt = pyo.Block(m.a, m.s)
+    grid = None
+    if params.cap_bits > 0:
+        m.grid = pyo.Block()
+        grid = declare_binary_grid(m.grid, list(m.cap_kw.values()), params.cap_bits)
     kkt = {}
     for a in m.a:
         for s in m.s:
@@ -279,13 +290,13 @@ def build_single_level(
             declare_aggregator(
                 m.agg[a, s], case, case.fleet(a, s), b_max_kw=case.b_max_kw[a], import_cap_kw=caps
             )
-            kkt[a, s] = declare_kkt(
-                m.kkt[a, s],
-                m.agg[a, s],
-                m.agg[a, s].cost_usd,
-                leader_vars=list(caps.values()),
-                dual_bound=params.dual_bound_usd_per_kwh,
-            )
+            args = dict(leader_vars=list(caps.values()), dual_bound=params.dual_bound_usd_per_kwh)
+            if params.reformulation == "kkt":
+                kkt[a, s] = declare_kkt(m.kkt[a, s], m.agg[a, s], m.agg[a, s].cost_usd, **args)
+            else:
+                kkt[a, s] = declare_strong_duality(
+                    m.kkt[a, s], m.agg[a, s], m.agg[a, s].cost_usd, grid=grid, **args
+                )
 
     def net_load_kw(s, bus, t):
         ev = sum(
@@ -338,7 +349,7 @@ def build_single_level(
         sense=pyo.minimize,
         doc="expected procurement cost plus peak penalty, Eq. (1)",
     )
-    return m, SingleLevelInfo(kkt)
+    return m, SingleLevelInfo(kkt, len(m.grid.bit) if grid is not None else 0)
 
 
 def robust_voltage_margins(case: KeramaCase) -> dict[int, dict]:
@@ -422,9 +433,12 @@ def warm_start(model: pyo.ConcreteModel, case: KeramaCase, info: SingleLevelInfo
             inside = model.agg[a, s]
             for var in alone.component_data_objects(pyo.Var):
                 fix(inside.find_component(var.name), var.value)
+    if hasattr(model, "grid"):
+        for bit in model.grid.bit.values():
+            fix(bit, 1.0)  # caps at their maximum: the top of the grid
     for a, s in info.kkt:
         kkt, rows = model.kkt[a, s], info.kkt[a, s].rows
-        for i in kkt.comp_row:
+        for i in getattr(kkt, "comp_row", []):
             slack = pyo.value(_row_slack(model.agg[a, s], rows.at[i, "name"]))
             fix(kkt.is_active[i], 1.0 if abs(slack) <= 1e-7 else 0.0)
     try:
