@@ -5,29 +5,19 @@ import warnings
 import pyomo.environ as pyo
 import pytest
 
-from evgrid.config import FleetOptions, Kerama2025Params
+from conftest import make_small_kerama
+from evgrid.config import FleetOptions
 from evgrid.fleet import FleetInfeasibleError, fleet_schedule, simultaneous_charge_discharge
 from evgrid.kerama2025 import (
     build_aggregator_lp,
     build_single_level,
-    make_instance,
     robust_voltage_margins,
     shared_path_impedance,
     warm_start,
 )
 from evgrid.solvers import SolverLimitWarning, solve
 
-
-def _small(**changes):
-    values = dict(
-        n_aggregators=2,
-        aggregator_buses=[18, 33],
-        fleet=FleetOptions(n_evs=2, battery_kwh=60.0, charger_kw=7.2),
-        n_scenarios=2,
-        peak_penalty_usd_per_kw=2.0,
-    )
-    values.update(changes)
-    return make_instance(Kerama2025Params(**values))
+_small = make_small_kerama
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-from evgrid.config import FleetOptions, Kerama2025Params
-from evgrid.kerama2025 import DT_H, build_single_level, make_instance, warm_start
+from conftest import make_small_kerama
+from evgrid.kerama2025 import DT_H, build_single_level, warm_start
 from evgrid.kerama2025_eval import (
     baseline_schedule,
     distflow_vs_ac,
@@ -18,17 +18,7 @@ from evgrid.kerama2025_eval import (
 )
 from evgrid.solvers import SolverLimitWarning, solve
 
-
-def _small(**changes):
-    values = dict(
-        n_aggregators=2,
-        aggregator_buses=[18, 33],
-        fleet=FleetOptions(n_evs=2, battery_kwh=60.0, charger_kw=7.2),
-        n_scenarios=2,
-        peak_penalty_usd_per_kw=2.0,
-    )
-    values.update(changes)
-    return make_instance(Kerama2025Params(**values))
+_small = make_small_kerama
 
 
 @pytest.fixture(scope="module")

@@ -114,26 +114,7 @@ def declare_kkt(
         outside variable.
     """
     fvars, cost, rows = _follower_rows(follower, objective, leader_vars, dual_bound)
-    index = list(range(len(rows)))
-    block.row = pyo.Set(initialize=index, ordered=True, doc="follower rows (constraints and bounds)")
-    block.dual = pyo.Var(
-        block.row,
-        bounds=lambda _b, i: (
-            (-rows[i].dual_bound, rows[i].dual_bound) if rows[i].kind == "eq" else (0.0, rows[i].dual_bound)
-        ),
-        doc="dual multiplier of each follower row; derived bounds",
-    )
-
-    by_var: list[list[tuple[int, float]]] = [[] for _ in fvars]
-    for i, row in enumerate(rows):
-        for j, a in row.coefs.items():
-            by_var[j].append((i, a))
-    block.follower_var = pyo.Set(initialize=range(len(fvars)), ordered=True)
-    block.eq_stationarity = pyo.Constraint(
-        block.follower_var,
-        rule=lambda b, j: cost[j] == sum(a * b.dual[i] for i, a in by_var[j]),
-        doc="stationarity of the follower's Lagrangian, cf. Kerama (2025) Eq. (16)",
-    )
+    _declare_dual_feasibility(block, cost, rows)
 
     complementary = [
         i for i, r in enumerate(rows)
@@ -161,6 +142,29 @@ def declare_kkt(
         columns=["row", "name", "kind", "big_m_primal", "big_m_dual"],
     )
     return KktInfo(len(fvars), len(rows), len(complementary), table)
+
+
+def _dual_range(row: _Row) -> tuple[float, float]:
+    """Derived bounds of a row's dual: ``[-w, w]`` for equalities, ``[0, w]`` otherwise."""
+    return (-row.dual_bound, row.dual_bound) if row.kind == "eq" else (0.0, row.dual_bound)
+
+
+def _declare_dual_feasibility(block: pyo.Block, cost: list[float], rows: list[_Row]) -> None:
+    """Duals with their derived bounds and the stationarity of the follower's Lagrangian."""
+    block.row = pyo.Set(initialize=range(len(rows)), ordered=True, doc="follower rows")
+    block.dual = pyo.Var(
+        block.row, bounds=lambda _b, i: _dual_range(rows[i]), doc="dual multiplier of each row"
+    )
+    by_var: list[list[tuple[int, float]]] = [[] for _ in cost]
+    for i, row in enumerate(rows):
+        for j, a in row.coefs.items():
+            by_var[j].append((i, a))
+    block.follower_var = pyo.Set(initialize=range(len(cost)), ordered=True)
+    block.eq_stationarity = pyo.Constraint(
+        block.follower_var,
+        rule=lambda b, j: cost[j] == sum(a * b.dual[i] for i, a in by_var[j]),
+        doc="stationarity of the follower's Lagrangian, cf. Kerama (2025) Eq. (16)",
+    )
 
 
 def _follower_rows(follower, objective, leader_vars, dual_bound):
@@ -316,23 +320,7 @@ def declare_strong_duality(
     """
     fvars, cost, rows = _follower_rows(follower, objective, leader_vars, dual_bound)
     index = list(range(len(rows)))
-
-    def dual_range(i):
-        w = rows[i].dual_bound
-        return (-w, w) if rows[i].kind == "eq" else (0.0, w)
-
-    block.row = pyo.Set(initialize=index, ordered=True)
-    block.dual = pyo.Var(block.row, bounds=lambda _b, i: dual_range(i), doc="dual multipliers")
-    by_var: list[list[tuple[int, float]]] = [[] for _ in fvars]
-    for i, row in enumerate(rows):
-        for j, a in row.coefs.items():
-            by_var[j].append((i, a))
-    block.follower_var = pyo.Set(initialize=range(len(fvars)), ordered=True)
-    block.eq_stationarity = pyo.Constraint(
-        block.follower_var,
-        rule=lambda b, j: cost[j] == sum(a * b.dual[i] for i, a in by_var[j]),
-        doc="dual feasibility (stationarity)",
-    )
+    _declare_dual_feasibility(block, cost, rows)
     products = []  # (row, leader id, bit number)
     for i, row in enumerate(rows):
         for v, _g in row.h_leader:
@@ -344,7 +332,7 @@ def declare_strong_duality(
 
     def mccormick(b, p, side):
         i, vid, k = products[p]
-        lo, hi = dual_range(i)
+        lo, hi = _dual_range(rows[i])
         bit, y, w = grid.bits[vid][k], b.dual[i], b.bit_times_dual[p]
         return {
             0: w <= hi * bit,
