@@ -119,3 +119,28 @@ def test_single_level_with_the_robust_network_solves_on_a_small_instance():
             pyo.value(alone.objective), rel=1e-6, abs=1e-6)
     v = [pyo.value(model.net[0].v_sq_pu[b, t]) ** 0.5 for b in case.network.buses["bus"] for t in case.periods]
     assert min(v) >= 0.95 - 1e-6 and max(v) <= 1.05 + 1e-6
+
+
+def test_benders_and_the_monolithic_milp_reach_the_same_objective():
+    from evgrid.kerama2025 import solve_benders
+
+    case = _small(cap_bits=2)
+    tol = 1e-3
+    benders = solve_benders(case, tol=tol)
+    assert benders.converged
+    assert list(benders.trace["lower_bound"]) == sorted(benders.trace["lower_bound"])  # monotone
+    model, info = build_single_level(case)
+    assert warm_start(model, case, info)
+    mono = solve(model, time_limit_s=120, mip_gap=tol, warmstart=True)
+    assert mono.status == "optimal"
+    # Each method brackets the optimum; the brackets must overlap and both be within tol.
+    assert benders.lower_bound <= mono.objective * (1 + 1e-6)
+    assert mono.best_bound <= benders.objective * (1 + 1e-6)
+    assert benders.objective == pytest.approx(mono.objective, rel=tol)
+    # Benders' caps, re-imposed on the monolithic model, give Benders' objective.
+    for (a, t), cap in benders.caps_kw.stack().items():
+        model.cap_kw[a, t].fix(cap)
+    for bit in model.grid.bit.values():
+        bit.unfix()
+    fixed = solve(model, time_limit_s=120, mip_gap=1e-6)
+    assert fixed.objective == pytest.approx(benders.objective, rel=1e-6)

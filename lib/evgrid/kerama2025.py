@@ -510,3 +510,138 @@ def check_network_budget(case: KeramaCase) -> None:
             "do; lower the budgets, raise v_source_pu or relax the limits:\n  "
             + "\n  ".join(problems[:10])
         )
+
+
+# --------------------------------------------------------------------------
+# Benders decomposition by scenario
+
+
+def _one_scenario(case: KeramaCase, scenario: int) -> KeramaCase:
+    from dataclasses import replace
+
+    return replace(case, fleets={scenario: case.fleets[scenario]}, pv_kw={scenario: case.pv_kw[scenario]})
+
+
+def build_subproblem(case: KeramaCase, scenario: int) -> tuple[pyo.ConcreteModel, list]:
+    """Scenario ``scenario``'s part of the single-level model, with the cap grid relaxed.
+
+    The DSO's import caps are the only link between scenarios. Here they sit
+    on their grid (``grid.bit``) with the bits made continuous: once the
+    master fixes them (by bounds, so that their reduced costs are the
+    subgradient), the subproblem is an LP: DistFlow, the aggregators'
+    primal and dual feasibility and the strong-duality inequality, whose
+    McCormick products are exact at 0/1 bits. Its objective is the
+    scenario's probability-weighted cost. Returns the model and its
+    coupling variables, the bits, in the grid's order.
+    """
+    if case.params.reformulation != "strong_duality":
+        raise ValueError("Benders needs reformulation='strong_duality' (LP subproblems)")
+    model, _info = build_single_level(_one_scenario(case, scenario))
+    bits = list(model.grid.bit.values())
+    for bit in bits:
+        bit.domain = pyo.UnitInterval
+    return model, bits
+
+
+def build_master(case: KeramaCase, lower_bounds: dict[int, float]) -> pyo.ConcreteModel:
+    """The Benders master: the cap grid's bits and one cost estimate ``theta[s]`` per scenario.
+
+    Cuts are added by :func:`solve_benders`: optimality cuts
+    ``theta[s] >= v_s + sum rc (bit - bit_hat)`` and, for a grid point at
+    which some scenario is infeasible, a no-good cut excluding that point.
+    """
+    n_caps = len(case.aggregators) * N_PERIODS
+    m = pyo.ConcreteModel(name="kerama2025_benders_master")
+    m.bit = pyo.Var(range(n_caps), range(case.params.cap_bits), domain=pyo.Binary)
+    m.theta = pyo.Var(case.scenarios, bounds=lambda _m, s: (lower_bounds[s], None))
+    m.cuts = pyo.ConstraintList()
+    m.objective = pyo.Objective(expr=sum(m.theta[s] for s in case.scenarios))
+    return m
+
+
+@dataclass(frozen=True)
+class BendersResult:
+    """Outcome of :func:`solve_benders`, with the bound trace for the notebook's figure."""
+
+    objective: float
+    lower_bound: float
+    trace: pd.DataFrame  # iteration, lower_bound, upper_bound, cuts, seconds
+    caps_kw: pd.DataFrame  # aggregator x t
+    converged: bool
+
+
+def solve_benders(
+    case: KeramaCase,
+    *,
+    tol: float = 1e-4,
+    max_iterations: int = 100,
+    progress: bool = False,
+) -> BendersResult:
+    """Solve the single-level model by Benders decomposition over scenarios.
+
+    The master picks the caps (grid bits); each scenario's subproblem
+    (:func:`build_subproblem`) is an LP given them. Lower bound: the master's
+    optimum; upper bound: the best feasible grid point found. Stops when the
+    relative gap is at most ``tol``; ``converged`` says whether it did.
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    from evgrid.solvers import InfeasibleModelError, UnboundedModelError, solve
+
+    start = time.perf_counter()
+    subs = {s: build_subproblem(case, s) for s in case.scenarios}
+    # theta's initial bound: each subproblem with the bits free in [0, 1], a relaxation.
+    lower = {s: solve(model).objective for s, (model, _bits) in subs.items()}
+    master = build_master(case, lower)
+    n_bits = case.params.cap_bits
+    key = [(i, k) for i in range(len(case.aggregators) * N_PERIODS) for k in range(n_bits)]
+    for v in master.bit.values():
+        v.set_value(1)  # start from the uncapped grid point
+    best, best_bits, rows = float("inf"), None, []
+    lb, converged = -float("inf"), False
+    bar = tqdm(range(1, max_iterations + 1), desc="Benders", disable=not progress)
+    for iteration in bar:
+        hat = {ik: round(pyo.value(master.bit[ik])) for ik in key}
+        total, feasible = 0.0, True
+        for s, (model, bits) in subs.items():
+            for (i, k), bit in zip(key, bits, strict=True):
+                bit.setlb(hat[i, k])
+                bit.setub(hat[i, k])
+            try:
+                res = solve(model, reduced_costs_of=bits)
+            except (InfeasibleModelError, UnboundedModelError):
+                feasible = False
+                break
+            total += res.objective
+            master.cuts.add(
+                master.theta[s]
+                >= res.objective
+                + sum(
+                    res.reduced_costs[bit] * (master.bit[i, k] - hat[i, k])
+                    for (i, k), bit in zip(key, bits, strict=True)
+                )
+            )
+        if feasible and total < best:
+            best, best_bits = total, hat
+        if not feasible:
+            master.cuts.add(
+                sum(1 - master.bit[ik] if hat[ik] else master.bit[ik] for ik in key) >= 1
+            )
+        lb = solve(master).objective
+        gap = (best - lb) / max(abs(best), 1e-9)
+        rows.append((iteration, lb, best, len(master.cuts), time.perf_counter() - start))
+        bar.set_postfix(lb=f"{lb:.2f}", ub=f"{best:.2f}", gap=f"{gap:.2e}")
+        if gap <= tol:
+            converged = True
+            break
+    trace = pd.DataFrame(rows, columns=["iteration", "lower_bound", "upper_bound", "cuts", "seconds"])
+    if best_bits is None:
+        raise RuntimeError("Benders found no grid point at which every scenario is feasible")
+    caps = {}
+    step = {a: case.b_max_kw[a] / (2**n_bits - 1) for a in case.aggregators}
+    for idx, (a, t) in enumerate((a, t) for a in case.aggregators for t in case.periods):
+        caps[a, t] = step[a] * sum(2**k * best_bits[idx, k] for k in range(n_bits))
+    caps_kw = pd.Series(caps).unstack()
+    return BendersResult(best, lb, trace, caps_kw, converged)

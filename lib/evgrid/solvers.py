@@ -31,7 +31,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyomo.environ as pyo
@@ -243,6 +243,9 @@ class SolveResult:
     solve_time_s: float
     wall_time_s: float
     message: str
+    #: Reduced costs of the variables asked for with ``reduced_costs_of`` (LPs only),
+    #: as a ``pyomo.common.collections.ComponentMap`` keyed by variable.
+    reduced_costs: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -328,6 +331,7 @@ def solve(
     tee: bool = False,
     options: Mapping[str, Any] | None = None,
     warmstart: bool = False,
+    reduced_costs_of: list | None = None,
 ) -> SolveResult:
     """Solve a Pyomo model and load the solution into it.
 
@@ -352,6 +356,10 @@ def solve(
     warmstart : bool, default False
         Offer the variables' current values as a first incumbent (a MIP
         start). A builder's ``warm_start`` helper usually sets them.
+    reduced_costs_of : list of VarData, optional
+        For an LP solved to optimality, return these variables' reduced costs
+        in ``SolveResult.reduced_costs`` (e.g. the subgradient of a Benders
+        subproblem with respect to its linking variables).
 
     Returns
     -------
@@ -442,7 +450,11 @@ def solve(
     finally:
         if resize_highs_pool:
             _reset_highs_thread_pool()
-    return _interpret(model, name, results, time_limit_s, tick)
+    result = _interpret(model, name, results, time_limit_s, tick)
+    if reduced_costs_of and result.ok:
+        rc = results.solution_loader.get_reduced_costs(list(reduced_costs_of))
+        result = replace(result, reduced_costs=rc)  # a pyomo ComponentMap: var -> value
+    return result
 
 
 def _reset_highs_thread_pool() -> None:
