@@ -228,6 +228,17 @@ def build_aggregator_lp(
     return m
 
 
+VALUE_FUNCTION_TOL = 1e-8
+
+
+def follower_optimum(case: KeramaCase, aggregator: int, scenario: int, caps_kw=None) -> float:
+    """``phi``: the aggregator's least cost (minus its Eq. 8 profit) at the given caps, alone."""
+    from evgrid.solvers import solve
+
+    model = build_aggregator_lp(case, aggregator, scenario, caps_kw)
+    return solve(model).objective
+
+
 @dataclass(frozen=True)
 class SingleLevelInfo:
     """Sizes of what :func:`build_single_level` added, for the notebook's tables."""
@@ -246,6 +257,8 @@ def build_single_level(
     *,
     with_network: bool = True,
     robust: bool = True,
+    lower_level: str = "reformulated",
+    caps_kw: dict[tuple[int, int], float] | None = None,
 ) -> tuple[pyo.ConcreteModel, SingleLevelInfo]:
     """The bi-level model as one MILP: the DSO's problem plus every aggregator's KKT conditions.
 
@@ -266,9 +279,24 @@ def build_single_level(
     grid's (:func:`evgrid.bilevel.declare_strong_duality`). On the same grid
     the two are equivalent. Leader decision: ``cap_kw[a, t]``.
 
+    ``lower_level`` swaps that block for the two LPs that bracket the
+    bi-level optimum (:func:`solve_bounds`): ``"high_point"`` drops the
+    aggregators' optimality altogether (the high-point relaxation, a lower
+    bound); ``"value_function"`` fixes the caps to ``caps_kw`` and asks
+    each aggregator's cost to be no more than its optimum on its own
+    (``phi``, from :func:`build_aggregator_lp`) -- for fixed caps exactly
+    what strong duality imposes, so its optimum is the bi-level objective at
+    those caps (an upper bound).
+
     Raises :class:`NetworkInfeasibleError` before building when the robust
     budgets leave the network infeasible (:func:`check_network_budget`).
     """
+    if lower_level not in ("reformulated", "high_point", "value_function"):
+        raise ValueError(
+            f"lower_level={lower_level!r}: use 'reformulated', 'high_point' or 'value_function'"
+        )
+    if (lower_level == "value_function") != (caps_kw is not None):
+        raise ValueError("caps_kw is needed with lower_level='value_function', and only there")
     params = case.params
     m = pyo.ConcreteModel(name="kerama2025_single_level")
     m.t = pyo.Set(initialize=list(case.periods), ordered=True)
@@ -280,7 +308,10 @@ def build_single_level(
     m.agg = pyo.Block(m.a, m.s)
     m.kkt = pyo.Block(m.a, m.s)
     grid = None
-    if params.cap_bits > 0:
+    if lower_level == "value_function":
+        for (a, t), cap in caps_kw.items():
+            m.cap_kw[a, t].fix(cap)
+    elif params.cap_bits > 0 and lower_level == "reformulated":
         m.grid = pyo.Block()
         grid = declare_binary_grid(m.grid, list(m.cap_kw.values()), params.cap_bits)
     kkt = {}
@@ -291,6 +322,16 @@ def build_single_level(
                 m.agg[a, s], case, case.fleet(a, s), b_max_kw=case.b_max_kw[a], import_cap_kw=caps
             )
             args = dict(leader_vars=list(caps.values()), dual_bound=params.dual_bound_usd_per_kwh)
+            if lower_level == "high_point":
+                continue
+            if lower_level == "value_function":
+                phi = follower_optimum(case, a, s, {t: caps_kw[a, t] for t in m.t})
+                m.kkt[a, s].phi_usd = pyo.Param(initialize=phi, mutable=True)
+                m.kkt[a, s].ineq_optimal = pyo.Constraint(
+                    expr=m.agg[a, s].cost_usd <= phi + VALUE_FUNCTION_TOL * max(1.0, abs(phi)),
+                    doc="the aggregator's cost is its optimum at these caps",
+                )
+                continue
             if params.reformulation == "kkt":
                 kkt[a, s] = declare_kkt(m.kkt[a, s], m.agg[a, s], m.agg[a, s].cost_usd, **args)
             else:
@@ -519,23 +560,28 @@ def check_network_budget(case: KeramaCase) -> None:
 def _one_scenario(case: KeramaCase, scenario: int) -> KeramaCase:
     from dataclasses import replace
 
-    return replace(case, fleets={scenario: case.fleets[scenario]}, pv_kw={scenario: case.pv_kw[scenario]})
+    return replace(
+        case, fleets={scenario: case.fleets[scenario]}, pv_kw={scenario: case.pv_kw[scenario]}
+    )
 
 
 def build_subproblem(case: KeramaCase, scenario: int) -> tuple[pyo.ConcreteModel, list]:
     """Scenario ``scenario``'s part of the single-level model, with the cap grid relaxed.
 
-    The DSO's import caps are the only link between scenarios. Here they sit
-    on their grid (``grid.bit``) with the bits made continuous: once the
-    master fixes them (by bounds, so that their reduced costs are the
-    subgradient), the subproblem is an LP: DistFlow, the aggregators'
-    primal and dual feasibility and the strong-duality inequality, whose
-    McCormick products are exact at 0/1 bits. Its objective is the
-    scenario's probability-weighted cost. Returns the model and its
-    coupling variables, the bits, in the grid's order.
+    The DSO's import caps are the only link between scenarios (each
+    scenario has its own peak, Eq. 1). Here they sit on their grid
+    (``grid.bit``) with the bits made continuous: once the master fixes them
+    (by bounds, so that their reduced costs are the subgradient), the
+    subproblem is an LP: DistFlow, the aggregators' primal and dual
+    feasibility and the strong-duality inequality, whose McCormick products
+    are exact at 0/1 bits. Its objective is the scenario's
+    probability-weighted cost. Returns the model and its coupling variables,
+    the bits, in the grid's order.
     """
     if case.params.reformulation != "strong_duality":
         raise ValueError("Benders needs reformulation='strong_duality' (LP subproblems)")
+    if case.params.cap_bits < 1:
+        raise ValueError("Benders needs the caps on a grid: cap_bits >= 1")
     model, _info = build_single_level(_one_scenario(case, scenario))
     bits = list(model.grid.bit.values())
     for bit in bits:
@@ -560,14 +606,115 @@ def build_master(case: KeramaCase, lower_bounds: dict[int, float]) -> pyo.Concre
 
 
 @dataclass(frozen=True)
+class ScenarioSolution:
+    """What the notebook needs of one solved scenario model, as plain tables (picklable)."""
+
+    scenario: int
+    objective: float | None  # None: infeasible at these caps
+    reduced_costs: list[float]  # per bit, in the grid's order
+    schedule: pd.DataFrame | None = None  # evgrid.kerama2025_eval.SCHEDULE_COLUMNS
+    soc: pd.DataFrame | None = None  # aggregator, ev, t, p_ch_kw, p_dis_kw, e_kwh
+    inside_cost_usd: dict | None = None  # aggregator -> cost_usd in the model
+    dual_usage: float | None = None  # largest |dual| / w over the aggregators
+    distflow_vs_ac: pd.DataFrame | None = None
+    peak_kw: float | None = None
+    solve_s: float = 0.0
+
+
+_CACHE: dict = {}  # per process: (token, scenario) -> (model, bits, info)
+
+
+def _solve_scenario(token: str, case: KeramaCase, hat: list[int], scenario: int) -> ScenarioSolution:
+    """Fix the bits of ``scenario``'s subproblem to ``hat`` and solve it (one Benders step)."""
+    import time
+
+    from evgrid.fleet import fleet_schedule
+    from evgrid.kerama2025_eval import distflow_vs_ac, schedule_from_model
+    from evgrid.solvers import InfeasibleModelError, UnboundedModelError
+
+    key = (token, scenario)
+    if key not in _CACHE:
+        _CACHE.clear()  # one run at a time per process
+        model, bits = build_subproblem(case, scenario)
+        _CACHE[key] = (model, bits)
+    model, bits = _CACHE[key]
+    for bit, value in zip(bits, hat, strict=True):
+        bit.setlb(value)
+        bit.setub(value)
+    start = time.perf_counter()
+    try:
+        res = _solve_lp(model, case, reduced_costs_of=bits)
+    except (InfeasibleModelError, UnboundedModelError):
+        return ScenarioSolution(scenario, None, [], solve_s=time.perf_counter() - start)
+    one = _one_scenario(case, scenario)
+    soc = []
+    for a in case.aggregators:
+        table = fleet_schedule(model.agg[a, scenario])
+        table.insert(0, "aggregator", a)
+        soc.append(table)
+    usage = 0.0
+    for a in case.aggregators:
+        block = model.kkt[a, scenario]
+        w = case.params.dual_bound_usd_per_kwh
+        usage = max(usage, max(abs(pyo.value(d)) for d in block.dual.values()) / w)
+    return ScenarioSolution(
+        scenario=scenario,
+        objective=res.objective,
+        reduced_costs=[float(res.reduced_costs[b]) for b in bits],
+        schedule=schedule_from_model(model, one),
+        soc=pd.concat(soc, ignore_index=True),
+        inside_cost_usd={a: pyo.value(model.agg[a, scenario].cost_usd) for a in case.aggregators},
+        dual_usage=usage,
+        distflow_vs_ac=distflow_vs_ac(model, one, scenario),
+        peak_kw=pyo.value(model.peak_kw[scenario]),
+        solve_s=time.perf_counter() - start,
+    )
+
+
+def _solve_lp(model: pyo.ConcreteModel, case: KeramaCase, **kwargs):
+    """Solve a scenario LP with the configured solver; HiGHS uses its interior point method.
+
+    On the paper instance HiGHS' IPM (with crossover, so the solution is a
+    vertex and its reduced costs are exact) takes 2.6 s where dual simplex
+    takes 4.3 s per strong-duality subproblem.
+    """
+    from evgrid.solvers import solve
+
+    name = case.params.solver.solver
+    options = {"solver": "ipm"} if name == "highs" else None
+    return solve(model, name, options=options, **kwargs)
+
+
+def _high_point_bound(case: KeramaCase, scenario: int) -> float:
+    """Scenario ``scenario``'s high-point relaxation: a lower bound on its bi-level cost."""
+    model, _info = build_single_level(_one_scenario(case, scenario), lower_level="high_point")
+    return _solve_lp(model, case).objective
+
+
+@dataclass(frozen=True)
 class BendersResult:
-    """Outcome of :func:`solve_benders`, with the bound trace for the notebook's figure."""
+    """Outcome of :func:`solve_benders`, with the bound trace for the notebook's figure.
+
+    ``scenarios`` holds the best grid point's per-scenario solutions
+    (:class:`ScenarioSolution`); ``relative_gap`` is ``(objective -
+    lower_bound) / |objective|``.
+    """
 
     objective: float
     lower_bound: float
-    trace: pd.DataFrame  # iteration, lower_bound, upper_bound, cuts, seconds
+    trace: pd.DataFrame  # iteration, lower_bound, upper_bound, gap, cuts, seconds
     caps_kw: pd.DataFrame  # aggregator x t
     converged: bool
+    scenarios: dict[int, ScenarioSolution]
+    initial_bounds: dict[int, float]
+
+    @property
+    def relative_gap(self) -> float:
+        return (self.objective - self.lower_bound) / max(abs(self.objective), 1e-9)
+
+    @property
+    def schedule(self) -> pd.DataFrame:
+        return pd.concat([s.schedule for s in self.scenarios.values()], ignore_index=True)
 
 
 def solve_benders(
@@ -575,73 +722,107 @@ def solve_benders(
     *,
     tol: float = 1e-4,
     max_iterations: int = 100,
+    time_limit_s: float | None = None,
+    workers: int = 1,
     progress: bool = False,
 ) -> BendersResult:
     """Solve the single-level model by Benders decomposition over scenarios.
 
     The master picks the caps (grid bits); each scenario's subproblem
-    (:func:`build_subproblem`) is an LP given them. Lower bound: the master's
-    optimum; upper bound: the best feasible grid point found. Stops when the
-    relative gap is at most ``tol``; ``converged`` says whether it did.
+    (:func:`build_subproblem`) is an LP given them, solved in ``workers``
+    processes. Each ``theta[s]`` starts at its scenario's high-point
+    relaxation (the network and the aggregators' constraints without their
+    optimality), a valid bound for any caps. The first grid point is the
+    uncapped one. Lower bound: the master's optimum; upper bound: the best
+    grid point at which every scenario is feasible. Stops when the relative
+    gap is at most ``tol``; otherwise, after ``max_iterations`` or
+    ``time_limit_s``, returns with ``converged=False`` and a
+    :class:`evgrid.solvers.SolverLimitWarning` that states the gap.
     """
     import time
+    import uuid
+    import warnings
+    from concurrent.futures import ProcessPoolExecutor
 
     from tqdm.auto import tqdm
 
-    from evgrid.solvers import InfeasibleModelError, UnboundedModelError, solve
+    from evgrid.solvers import SolverLimitWarning, solve
 
     start = time.perf_counter()
-    subs = {s: build_subproblem(case, s) for s in case.scenarios}
-    # theta's initial bound: each subproblem with the bits free in [0, 1], a relaxation.
-    lower = {s: solve(model).objective for s, (model, _bits) in subs.items()}
-    master = build_master(case, lower)
-    n_bits = case.params.cap_bits
-    key = [(i, k) for i in range(len(case.aggregators) * N_PERIODS) for k in range(n_bits)]
-    for v in master.bit.values():
-        v.set_value(1)  # start from the uncapped grid point
-    best, best_bits, rows = float("inf"), None, []
-    lb, converged = -float("inf"), False
-    bar = tqdm(range(1, max_iterations + 1), desc="Benders", disable=not progress)
-    for iteration in bar:
-        hat = {ik: round(pyo.value(master.bit[ik])) for ik in key}
-        total, feasible = 0.0, True
-        for s, (model, bits) in subs.items():
-            for (i, k), bit in zip(key, bits, strict=True):
-                bit.setlb(hat[i, k])
-                bit.setub(hat[i, k])
-            try:
-                res = solve(model, reduced_costs_of=bits)
-            except (InfeasibleModelError, UnboundedModelError):
-                feasible = False
-                break
-            total += res.objective
-            master.cuts.add(
-                master.theta[s]
-                >= res.objective
-                + sum(
-                    res.reduced_costs[bit] * (master.bit[i, k] - hat[i, k])
-                    for (i, k), bit in zip(key, bits, strict=True)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    check_network_budget(case)
+    token = uuid.uuid4().hex
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+
+    def run_all(fn, *args):
+        """``fn(*args)`` once per scenario, with the scenario appended to ``args``."""
+        if pool is None:
+            return [fn(*args, s) for s in case.scenarios]
+        return [f.result() for f in [pool.submit(fn, *args, s) for s in case.scenarios]]
+
+    try:
+        initial = dict(zip(case.scenarios, run_all(_high_point_bound, case), strict=True))
+        master = build_master(case, initial)
+        n_bits = case.params.cap_bits
+        key = [(i, k) for i in range(len(case.aggregators) * N_PERIODS) for k in range(n_bits)]
+        hat = dict.fromkeys(key, 1)  # the uncapped grid point first
+        best, best_hat, best_solutions, rows = float("inf"), None, None, []
+        lb, converged = sum(initial.values()), False
+        bar = tqdm(range(1, max_iterations + 1), desc="Benders", disable=not progress)
+        for iteration in bar:
+            solutions = run_all(_solve_scenario, token, case, [hat[ik] for ik in key])
+            feasible = all(sol.objective is not None for sol in solutions)
+            for sol in solutions:
+                if sol.objective is None:
+                    continue
+                master.cuts.add(
+                    master.theta[sol.scenario]
+                    >= sol.objective
+                    + sum(
+                        rc * (master.bit[ik] - hat[ik])
+                        for ik, rc in zip(key, sol.reduced_costs, strict=True)
+                    )
                 )
-            )
-        if feasible and total < best:
-            best, best_bits = total, hat
-        if not feasible:
-            master.cuts.add(
-                sum(1 - master.bit[ik] if hat[ik] else master.bit[ik] for ik in key) >= 1
-            )
-        lb = solve(master).objective
-        gap = (best - lb) / max(abs(best), 1e-9)
-        rows.append((iteration, lb, best, len(master.cuts), time.perf_counter() - start))
-        bar.set_postfix(lb=f"{lb:.2f}", ub=f"{best:.2f}", gap=f"{gap:.2e}")
-        if gap <= tol:
-            converged = True
-            break
-    trace = pd.DataFrame(rows, columns=["iteration", "lower_bound", "upper_bound", "cuts", "seconds"])
-    if best_bits is None:
-        raise RuntimeError("Benders found no grid point at which every scenario is feasible")
+            if feasible:
+                total = sum(sol.objective for sol in solutions)
+                if total < best:
+                    best, best_hat = total, dict(hat)
+                    best_solutions = {sol.scenario: sol for sol in solutions}
+            else:
+                master.cuts.add(
+                    sum(1 - master.bit[ik] if hat[ik] else master.bit[ik] for ik in key) >= 1
+                )
+            lb = max(lb, solve(master, case.params.solver.solver).objective)
+            gap = (best - lb) / max(abs(best), 1e-9)
+            rows.append((iteration, lb, best, gap, len(master.cuts), time.perf_counter() - start))
+            bar.set_postfix(lb=f"{lb:.2f}", ub=f"{best:.2f}", gap=f"{gap:.2e}")
+            if gap <= tol:
+                converged = True
+                break
+            if time_limit_s is not None and time.perf_counter() - start >= time_limit_s:
+                break
+            hat = {ik: round(pyo.value(master.bit[ik])) for ik in key}
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    trace = pd.DataFrame(
+        rows, columns=["iteration", "lower_bound", "upper_bound", "gap", "cuts", "seconds"]
+    )
+    if best_hat is None:
+        raise NetworkInfeasibleError(
+            "Benders found no grid point of the caps at which every scenario is feasible"
+        )
+    if not converged:
+        warnings.warn(
+            f"Benders stopped after {len(rows)} iterations and {rows[-1][-1]:.0f} s with a relative "
+            f"gap of {rows[-1][3]:.2%} (tolerance {tol:.2%}); raise max_iterations or time_limit_s",
+            SolverLimitWarning,
+            stacklevel=2,
+        )
     caps = {}
     step = {a: case.b_max_kw[a] / (2**n_bits - 1) for a in case.aggregators}
     for idx, (a, t) in enumerate((a, t) for a in case.aggregators for t in case.periods):
-        caps[a, t] = step[a] * sum(2**k * best_bits[idx, k] for k in range(n_bits))
+        caps[a, t] = step[a] * sum(2**k * best_hat[idx, k] for k in range(n_bits))
     caps_kw = pd.Series(caps).unstack()
-    return BendersResult(best, lb, trace, caps_kw, converged)
+    return BendersResult(best, lb, trace, caps_kw, converged, best_solutions, initial)
