@@ -138,6 +138,9 @@ class Kerama2025Params(_Section):
     price_offpeak: float = Field(0.10, ge=0, le=5, description="Off-peak price ($/kWh)")
     price_midpeak: float = Field(0.18, ge=0, le=5, description="Mid-peak price ($/kWh)")
     price_peak: float = Field(0.30, ge=0, le=5, description="Peak price ($/kWh)")
+    price_peak_swing: float = Field(
+        0.0, ge=0, le=5, description="Peak hours alternate price_peak -/+ this ($/kWh; volatile case)"
+    )
     n_scenarios: int = Field(10, ge=1, le=100, description="Monte-Carlo scenarios (paper: 10)")
     seed: int = Field(2025, ge=0, description="Seed of the scenario generator")
     pv_buses: list[int] = Field([18, 33], description="Buses with PV, Baran & Wu numbers 2-33")
@@ -198,15 +201,45 @@ class Kerama2025Params(_Section):
             )
         if self.vmin_pu >= self.vmax_pu:
             raise ValueError(f"vmin_pu ({self.vmin_pu}) must be below vmax_pu ({self.vmax_pu})")
+        if self.price_peak_swing > self.price_peak:
+            raise ValueError(
+                f"price_peak_swing ({self.price_peak_swing}) must not exceed price_peak "
+                f"({self.price_peak}): peak prices would turn negative"
+            )
         if self.reformulation == "strong_duality" and self.cap_bits == 0:
             raise ValueError("cap_bits must be >= 1 with reformulation='strong_duality'")
         return self
+
+
+class SweepPoint(BaseModel):
+    """One point of a sensitivity sweep: a row label and the overrides of ``kerama2025``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    label: str = Field(..., min_length=1, description="Row label, as in the paper's table")
+
+
+class Kerama2025SweepsParams(_Section):
+    """Section ``kerama2025_sweeps``: Kerama's Tables 3-6, each a list of overrides.
+
+    Every point is the ``kerama2025`` section with the point's fields
+    replaced (``fleet`` is merged field by field) and validated as a whole
+    before anything is built.
+    """
+
+    budget: list[SweepPoint] = Field(..., min_length=1, description="Table 3: uncertainty budget")
+    degradation: list[SweepPoint] = Field(..., min_length=1, description="Table 4: kappa")
+    price: list[SweepPoint] = Field(..., min_length=1, description="Table 5: price scenario")
+    fleet: list[SweepPoint] = Field(..., min_length=1, description="Table 6: EVs per aggregator")
+    workers: int = Field(2, ge=1, le=64, description="Processes for the scenario LPs")
+    results_dir: str = Field("results/kerama2025/sweeps", description="Where the tables go")
 
 
 #: params.yaml section name -> its model.
 SECTIONS: dict[str, type[_Section]] = {
     "test_systems": TestSystemsParams,
     "kerama2025": Kerama2025Params,
+    "kerama2025_sweeps": Kerama2025SweepsParams,
     "reproduction_report": ReproductionReportParams,
 }
 

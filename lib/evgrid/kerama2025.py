@@ -82,11 +82,16 @@ def time_of_use_prices(params: Kerama2025Params, clock_hour: np.ndarray) -> np.n
     """Kerama's time-of-use tariff: 0.10 / 0.18 / 0.30 $/kWh off / mid / peak.
 
     The paper gives the three prices, not their hours. We use peak 17-21 h,
-    off-peak 22-7 h and mid-peak otherwise.
+    off-peak 22-7 h and mid-peak otherwise. Its "volatile" case (peak
+    0.15-0.35) is not defined further; with ``price_peak_swing`` the peak
+    hours alternate ``price_peak - swing`` and ``price_peak + swing``
+    (17 h low, 18 h high, ...), so 0.25 +- 0.10 spans 0.15-0.35.
     """
     h = np.asarray(clock_hour)
     peak = (h >= 17) & (h < 21)
     off = (h >= 22) | (h < 7)
+    swing = np.where(h % 2 == 1, -1.0, 1.0) * params.price_peak_swing
+    return np.where(peak, params.price_peak + swing, np.where(off, params.price_offpeak, params.price_midpeak))
     return np.where(peak, params.price_peak, np.where(off, params.price_offpeak, params.price_midpeak))
 
 
@@ -739,12 +744,13 @@ def solve_benders(
     ``time_limit_s``, returns with ``converged=False`` and a
     :class:`evgrid.solvers.SolverLimitWarning` that states the gap.
     """
+    import sys
     import time
     import uuid
     import warnings
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain text on stdout: no widget, nothing on stderr
 
     from evgrid.solvers import SolverLimitWarning, solve
 
@@ -755,11 +761,20 @@ def solve_benders(
     token = uuid.uuid4().hex
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
 
+    bar = tqdm(desc="high-point bounds", unit="LP", disable=not progress, file=sys.stdout)
+
     def run_all(fn, *args):
         """``fn(*args)`` once per scenario, with the scenario appended to ``args``."""
         if pool is None:
-            return [fn(*args, s) for s in case.scenarios]
-        return [f.result() for f in [pool.submit(fn, *args, s) for s in case.scenarios]]
+            out = []
+            for s in case.scenarios:
+                out.append(fn(*args, s))
+                bar.update()
+            return out
+        futures = [pool.submit(fn, *args, s) for s in case.scenarios]
+        for _done in as_completed(futures):
+            bar.update()
+        return [f.result() for f in futures]
 
     try:
         initial = dict(zip(case.scenarios, run_all(_high_point_bound, case), strict=True))
@@ -769,8 +784,8 @@ def solve_benders(
         hat = dict.fromkeys(key, 1)  # the uncapped grid point first
         best, best_hat, best_solutions, rows = float("inf"), None, None, []
         lb, converged = sum(initial.values()), False
-        bar = tqdm(range(1, max_iterations + 1), desc="Benders", disable=not progress)
-        for iteration in bar:
+        for iteration in range(1, max_iterations + 1):
+            bar.set_description(f"Benders iteration {iteration}")
             solutions = run_all(_solve_scenario, token, case, [hat[ik] for ik in key])
             feasible = all(sol.objective is not None for sol in solutions)
             for sol in solutions:
@@ -804,6 +819,7 @@ def solve_benders(
                 break
             hat = {ik: round(pyo.value(master.bit[ik])) for ik in key}
     finally:
+        bar.close()
         if pool is not None:
             pool.shutdown()
     trace = pd.DataFrame(
