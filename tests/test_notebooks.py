@@ -15,7 +15,8 @@ STAGES = yaml.safe_load(repo_path("dvc.yaml").read_text())["stages"]
 
 def _stage_for(notebook):
     for name, stage in STAGES.items():
-        match = re.search(rf"notebooks/{re.escape(notebook.name)} --section (\S+)", stage["cmd"])
+        cmd = stage["cmd"] if "cmd" in stage else stage["do"]["cmd"]  # foreach stages
+        match = re.search(rf"notebooks/{re.escape(notebook.name)} --section (\S+)", cmd)
         if match:
             return name, match.group(1)
     raise AssertionError(f"no dvc.yaml stage runs {notebook.name}")

@@ -516,8 +516,12 @@ def check_network_budget(case: KeramaCase) -> None:
     A necessary condition, from the linear DistFlow sensitivities of
     :func:`robust_voltage_margins` (losses only lower voltages further): at
     every bus, hour and scenario, the worst-case voltage must reach ``vmin``
-    with every aggregator discharging at its full bid limit, and stay below
-    ``vmax`` with every aggregator charging at it. Raises
+    with every plugged-in EV discharging at full power, and stay below
+    ``vmax`` with every plugged-in EV charging at full power. Losses only
+    lower voltages, so the lower-limit test is necessary whatever the losses
+    model; the upper-limit test is made only with ``losses="none"``, where it
+    is necessary too (with losses the model may still meet ``vmax``, and an
+    infeasible instance is then reported by the solve). Raises
     :class:`NetworkInfeasibleError` naming the constraint family (Eq. 6), the
     hour, the bus and the scenario of each violation (the first ten).
     """
@@ -526,23 +530,29 @@ def check_network_budget(case: KeramaCase) -> None:
     r_shared, x_shared = shared_path_impedance(net)
     base_kw = net.base_mva * 1e3
     v0_sq = params.v_source_pu**2
-    ev_bus = np.zeros(len(net.buses))
-    for a, bus in case.aggregator_bus.items():
-        ev_bus[bus] += case.b_max_kw[a]
     margins = robust_voltage_margins(case)
     problems = []
     for s in case.scenarios:
+        # The most an aggregator can bid in an hour: its plugged-in EVs at full power.
+        ev_bus = np.zeros((len(net.buses), N_PERIODS))
+        for ev in case.fleets[s].itertuples():
+            a = int(ev.aggregator)
+            ev_bus[case.aggregator_bus[a], ev.arrival : ev.departure] += ev.p_max_kw
+        for a, bus in case.aggregator_bus.items():
+            ev_bus[bus] = np.minimum(ev_bus[bus], case.b_max_kw[a])
         p = (case.load_kw - case.pv_kw[s]).to_numpy() / base_kw
         q = case.load_kvar.to_numpy() / base_kw
         drop = 2 * (r_shared @ p + x_shared @ q)
-        ev = 2 * (r_shared @ ev_bus)[:, None] / base_kw
+        ev = 2 * (r_shared @ ev_bus) / base_kw
         margin = np.array([[margins[s][(b, t)][0] for t in case.periods] for b in net.buses["bus"]])
         v_low = np.sqrt(np.clip(v0_sq - drop + ev - margin, 0, None))
         v_high = np.sqrt(np.clip(v0_sq - drop - ev + margin, 0, None))
-        for family, bad, v, limit in (
-            ("lower voltage limit (Eq. 6)", v_low < params.vmin_pu - 1e-9, v_low, params.vmin_pu),
-            ("upper voltage limit (Eq. 6)", v_high > params.vmax_pu + 1e-9, v_high, params.vmax_pu),
-        ):
+        families = [("lower voltage limit (Eq. 6)", v_low < params.vmin_pu - 1e-9, v_low, params.vmin_pu)]
+        if params.losses == "none":  # losses lower voltages: with them, this test is not necessary
+            families.append(
+                ("upper voltage limit (Eq. 6)", v_high > params.vmax_pu + 1e-9, v_high, params.vmax_pu)
+            )
+        for family, bad, v, limit in families:
             for i, t in zip(*np.nonzero(bad), strict=True):
                 problems.append(
                     f"{family} at {case.clock_hour[t]:02d}:00, bus {net.buses.at[i, 'name']}, "

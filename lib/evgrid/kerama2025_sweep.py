@@ -55,24 +55,38 @@ def point_params(base: Kerama2025Params, point: Any) -> Kerama2025Params:
 def run_point(params: Kerama2025Params, *, workers: int = 2) -> dict[str, float]:
     """Solve and AC-verify one instance; the Table 2 metrics of the proposed schedule and the baseline.
 
-    Returns a flat dict: ``<metric>_proposed``, ``<metric>_baseline`` for the
-    metrics of :data:`TABLE_COLUMNS`, and the solve's bounds, gap and time.
+    Returns a flat dict: ``status`` (``solved`` or ``infeasible``, with the
+    reason in ``message``), ``<metric>_proposed``, ``<metric>_baseline`` for
+    the metrics of :data:`TABLE_COLUMNS` (NaN for an infeasible proposal),
+    and the solve's bounds, gap and time.
     """
-    from evgrid.kerama2025 import make_instance, solve_benders
+    from evgrid.kerama2025 import NetworkInfeasibleError, make_instance, solve_benders
     from evgrid.kerama2025_eval import baseline_schedule, evaluate
+    from evgrid.solvers import InfeasibleModelError
 
     start = time.perf_counter()
     case = make_instance(params)
-    solution = solve_benders(case, tol=params.solver.mip_gap, workers=workers,
-                             time_limit_s=params.solver.time_limit_s)
-    row: dict[str, float] = {
-        "objective_usd": solution.objective,
-        "lower_bound_usd": solution.lower_bound,
-        "relative_gap": solution.relative_gap,
-        "benders_iterations": len(solution.trace),
-    }
-    for name, schedule in (("proposed", solution.schedule), ("baseline", baseline_schedule(case))):
-        metrics = evaluate(case, schedule)
+    schedules = {"baseline": baseline_schedule(case)}
+    try:
+        solution = solve_benders(case, tol=params.solver.mip_gap, workers=workers,
+                                 time_limit_s=params.solver.time_limit_s)
+    except (NetworkInfeasibleError, InfeasibleModelError) as err:
+        row: dict[str, Any] = {"status": "infeasible", "message": " ".join(str(err).split("\n")[:2])}
+    else:
+        schedules["proposed"] = solution.schedule
+        row = {
+            "status": "solved",
+            "message": "",
+            "objective_usd": solution.objective,
+            "lower_bound_usd": solution.lower_bound,
+            "relative_gap": solution.relative_gap,
+            "benders_iterations": len(solution.trace),
+        }
+    for name in ("proposed", "baseline"):
+        if name not in schedules:
+            row.update({f"{key}_{name}": float("nan") for key in TABLE_COLUMNS.values()})
+            continue
+        metrics = evaluate(case, schedules[name])
         row[f"peak_kw_{name}"] = metrics.peak_kw_expected
         row[f"energy_cost_usd_{name}"] = metrics.energy_cost_usd
         row[f"worst_case_violations_{name}"] = metrics.worst_case_violations

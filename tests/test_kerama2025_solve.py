@@ -1,0 +1,81 @@
+"""Kerama (2025): the bounds that bracket the bi-level optimum, Benders' limits, the sweeps."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import make_small_kerama
+from evgrid.config import ConfigError, Kerama2025Params, SweepPoint
+from evgrid.kerama2025 import (
+    _one_scenario,
+    build_single_level,
+    build_subproblem,
+    solve_benders,
+    time_of_use_prices,
+)
+from evgrid.kerama2025_sweep import point_params, run_point
+from evgrid.solvers import SolverLimitWarning, solve
+
+
+def test_value_function_lp_equals_the_strong_duality_subproblem_at_the_same_caps():
+    # For fixed caps, strong duality and "cost <= the aggregator's optimum alone"
+    # impose the same thing; the two LPs must agree, and the high-point
+    # relaxation (no optimality at all) must not exceed them.
+    case = make_small_kerama(n_scenarios=1, cap_bits=2)
+    caps = {(a, t): case.b_max_kw[a] / 3 for a in case.aggregators for t in case.periods}
+    model, bits = build_subproblem(case, 0)
+    for bit in bits:  # grid level 1 of 0..3: cap = b_max / 3
+        level = 1 if bit.index()[1] == 0 else 0
+        bit.setlb(level)
+        bit.setub(level)
+    strong_duality = solve(model).objective
+    vf, _ = build_single_level(_one_scenario(case, 0), lower_level="value_function", caps_kw=caps)
+    value_function = solve(vf).objective
+    hpr, _ = build_single_level(_one_scenario(case, 0), lower_level="high_point")
+    high_point = solve(hpr).objective
+    assert value_function == pytest.approx(strong_duality, rel=1e-6)
+    assert high_point <= value_function + 1e-6
+
+
+def test_lower_level_options_are_checked():
+    case = make_small_kerama(n_scenarios=1)
+    with pytest.raises(ValueError, match="caps_kw is needed"):
+        build_single_level(case, lower_level="value_function")
+    with pytest.raises(ValueError, match="'reformulated', 'high_point' or 'value_function'"):
+        build_single_level(case, lower_level="optimistic")
+
+
+def test_a_benders_run_stopped_early_warns_with_its_gap():
+    case = make_small_kerama(cap_bits=2)
+    with pytest.warns(SolverLimitWarning, match=r"relative gap of .*%"):
+        result = solve_benders(case, tol=0.0, max_iterations=1)
+    assert not result.converged
+    assert result.lower_bound <= result.objective
+    assert result.relative_gap == pytest.approx(result.trace["gap"].iloc[-1])
+
+
+def test_volatile_peak_prices_alternate_around_the_peak_price():
+    params = Kerama2025Params(price_peak=0.25, price_peak_swing=0.1)
+    prices = time_of_use_prices(params, np.arange(24))
+    assert list(prices[17:21].round(2)) == [0.15, 0.35, 0.15, 0.35]
+    with pytest.raises(ValueError, match="price_peak_swing"):
+        Kerama2025Params(price_peak=0.1, price_peak_swing=0.2)
+
+
+def test_a_sweep_point_merges_the_fleet_and_names_itself_when_invalid():
+    base = Kerama2025Params()
+    p = point_params(base, SweepPoint(label="60 EVs", fleet={"n_evs": 60}))
+    assert p.fleet.n_evs == 60 and p.fleet.battery_kwh == base.fleet.battery_kwh
+    with pytest.raises(ConfigError, match=r"(?s)sweep point .bad.*gamma_pv. = 3.0.*0 <= x <= 1"):
+        point_params(base, SweepPoint(label="bad", gamma_pv=3.0))
+
+
+def test_an_infeasible_sweep_point_is_recorded_not_dropped():
+    params = make_small_kerama(gamma_load=0.3).params
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row = run_point(params, workers=1)
+    assert row["status"] == "infeasible"
+    assert "lower voltage limit (Eq. 6)" in row["message"]
+    assert np.isnan(row["peak_kw_proposed"]) and row["peak_kw_baseline"] > 0
