@@ -1,5 +1,6 @@
 """environment.yml, pyproject.toml and requirements.lock describe one environment."""
 
+import importlib.metadata
 import re
 import tomllib
 
@@ -41,3 +42,15 @@ def test_lock_file_agrees_with_pyproject_pins():
             lock[name] = version
     for name, version in _pyproject_pins().items():
         assert lock.get(name) == version, f"{name}: pyproject {version}, lock {lock.get(name)}"
+
+
+def test_data_lock_pins_the_data_packages_and_they_are_installed():
+    pins = {}
+    for line in repo_path("requirements-data.lock").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", line), line
+            name, version = _split(line)
+            pins[name] = version
+    assert set(pins) == {"ev2gym", "sustaingym", "demandlib"}
+    for name, version in pins.items():
+        assert importlib.metadata.version(name) == version, name
