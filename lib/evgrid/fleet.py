@@ -11,6 +11,8 @@ Eqs. (11)-(15) and the aggregator market model's SOC dynamics.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
@@ -95,7 +97,7 @@ def declare_ev_fleet(
     *,
     dt_h: float = 1.0,
     allow_discharge: bool = True,
-    exclusive_binaries: bool = False,
+    exclusive_binaries: bool | Iterable[int] = False,
 ) -> None:
     """Add the battery constraint family of ``evs`` to ``block``.
 
@@ -114,7 +116,9 @@ def declare_ev_fleet(
     (``eta_ch * eta_dis < 1`` or a degradation cost > 0) and no price is
     negative: charging and discharging in the same period then changes
     nothing the owner is paid for and loses energy, so an optimum never does
-    it. :func:`simultaneous_charge_discharge` checks a solution.
+    it. :func:`simultaneous_charge_discharge` checks a solution. Pass a
+    collection of periods as ``exclusive_binaries`` to add the binaries only
+    in those periods (where a builder cannot prove them redundant).
 
     Adds ``ev_t`` (set of plugged ``(ev, t)``), variables ``p_ch_kw``,
     ``p_dis_kw``, ``e_kwh`` on it, constraints ``eq_energy_ev`` and
@@ -159,15 +163,25 @@ def declare_ev_fleet(
         rule=lambda b, e: b.e_kwh[e, int(fleet.at[e, "departure"]) - 1] >= fleet.at[e, "e_req_kwh"],
         doc="required energy at departure, Eq. (14)",
     )
-    if exclusive_binaries:
-        block.is_charging = pyo.Var(block.ev_t, domain=pyo.Binary, doc="1 if charging, Eq. (15)")
+    if exclusive_binaries is True or exclusive_binaries is False:
+        binary_pairs = pairs if exclusive_binaries else []
+    else:
+        hours = {int(t) for t in exclusive_binaries}
+        binary_pairs = [(e, t) for e, t in pairs if t in hours]
+    if binary_pairs:
+        block.ev_t_exclusive = pyo.Set(
+            initialize=binary_pairs, dimen=2, ordered=True, doc="(EV, period) pairs with Eq. (15)"
+        )
+        block.is_charging = pyo.Var(
+            block.ev_t_exclusive, domain=pyo.Binary, doc="1 if charging, Eq. (15)"
+        )
         block.ineq_p_ch_ev_ub = pyo.Constraint(
-            block.ev_t,
+            block.ev_t_exclusive,
             rule=lambda b, e, t: b.p_ch_kw[e, t] <= fleet.at[e, "p_max_kw"] * b.is_charging[e, t],
             doc="no simultaneous charge and discharge, Eq. (15)",
         )
         block.ineq_p_dis_ev_ub = pyo.Constraint(
-            block.ev_t,
+            block.ev_t_exclusive,
             rule=lambda b, e, t: b.p_dis_kw[e, t]
             <= fleet.at[e, "p_max_kw"] * (1 - b.is_charging[e, t]),
             doc="no simultaneous charge and discharge, Eq. (15)",
@@ -190,18 +204,26 @@ def simultaneous_charge_discharge(schedule: pd.DataFrame, tol_kw: float = 1e-6) 
     return schedule[both]
 
 
-def uncontrolled_charging(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0) -> pd.DataFrame:
+def uncontrolled_charging(
+    evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0, *, target: str = "max"
+) -> pd.DataFrame:
     """Baseline: every EV charges at full power from arrival until full (no V2G).
 
-    "Full" is ``e_max_kwh``. The last period charges only what is left, so no
-    EV exceeds its maximum. Returns one row per ``(ev, t)`` in the window with
+    "Full" is ``e_max_kwh`` (``target="max"``, Kerama's baseline) or the
+    energy required at departure (``target="required"``: a charger that stops
+    when the driver's need is met, as the real sessions of the aggregator
+    market paper did). The last period charges only what is left, so no EV
+    exceeds its target. Returns one row per ``(ev, t)`` in the window with
     ``p_ch_kw``, ``p_dis_kw`` (zero) and ``e_kwh`` at period end.
     """
+    if target not in ("max", "required"):
+        raise ValueError(f"target must be 'max' or 'required', got {target!r}")
+    column = "e_max_kwh" if target == "max" else "e_req_kwh"
     rows = []
     for ev in evs.itertuples(index=False):
         energy = float(ev.e_init_kwh)
         for t in range(int(ev.arrival), min(int(ev.departure), n_periods)):
-            room_kwh = max(ev.e_max_kwh - energy, 0.0)
+            room_kwh = max(getattr(ev, column) - energy, 0.0)
             p_kw = min(ev.p_max_kw, room_kwh / (ev.eta_ch * dt_h))
             energy += ev.eta_ch * p_kw * dt_h
             rows.append((ev.ev, t, p_kw, 0.0, energy))
