@@ -79,3 +79,41 @@ def test_an_infeasible_sweep_point_is_recorded_not_dropped():
     assert row["status"] == "infeasible"
     assert "lower voltage limit (Eq. 6)" in row["message"]
     assert np.isnan(row["peak_kw_proposed"]) and row["peak_kw_baseline"] > 0
+
+
+def test_the_spread_grid_point_is_the_flattest_cap_that_serves_every_fleet():
+    from evgrid.kerama2025 import N_PERIODS, _spread_grid_point
+
+    case = make_small_kerama(cap_bits=4)
+    hat = _spread_grid_point(case)
+    top = 2**4 - 1
+    for i, a in enumerate(case.aggregators):
+        levels = {sum(2**k * hat[i * N_PERIODS + t, k] for k in range(4)) for t in case.periods}
+        assert len(levels) == 1  # one cap for every hour
+        level = levels.pop()
+        rate = 0.0  # the densest need of the aggregator's EVs, over scenarios and windows
+        for s in case.scenarios:
+            f = case.fleets[s][case.fleets[s]["aggregator"] == a]
+            need = ((f["e_req_kwh"] - f["e_init_kwh"]).clip(lower=0) / f["eta_ch"]).to_numpy()
+            for t1 in range(N_PERIODS):
+                for t2 in range(t1 + 1, N_PERIODS + 1):
+                    inside = ((f["arrival"] >= t1) & (f["departure"] <= t2)).to_numpy()
+                    rate = max(rate, need[inside].sum() / (t2 - t1))
+        step = case.b_max_kw[a] / top
+        assert level * step >= rate - 1e-9
+        assert level == top or (level - 2) * step < rate  # one level of slack, no more
+
+
+def test_an_infeasible_high_point_relaxation_stops_benders_with_the_reason(monkeypatch):
+    # A fleet the feeder cannot carry at all makes a scenario's high-point
+    # relaxation infeasible (seen at 1000 EVs on the paper feeder, where that
+    # LP alone takes minutes); Benders must then stop at once and say why.
+    from evgrid import kerama2025
+    from evgrid.kerama2025 import NetworkInfeasibleError
+
+    real = kerama2025._high_point_bound
+    monkeypatch.setattr(kerama2025, "_high_point_bound",
+                        lambda case, s: None if s == 1 else real(case, s))
+    case = make_small_kerama()
+    with pytest.raises(NetworkInfeasibleError, match=r"no schedule of the 4 EVs .*scenario\(s\) \[1\]"):
+        solve_benders(case)

@@ -700,10 +700,19 @@ def _solve_lp(model: pyo.ConcreteModel, case: KeramaCase, **kwargs):
     return solve(model, name, options=options, **kwargs)
 
 
-def _high_point_bound(case: KeramaCase, scenario: int) -> float:
-    """Scenario ``scenario``'s high-point relaxation: a lower bound on its bi-level cost."""
+def _high_point_bound(case: KeramaCase, scenario: int) -> float | None:
+    """Scenario ``scenario``'s high-point relaxation: a lower bound on its bi-level cost.
+
+    None if it is infeasible: then no schedule of the fleets, however
+    cooperative, meets the network constraints in that scenario.
+    """
+    from evgrid.solvers import InfeasibleModelError
+
     model, _info = build_single_level(_one_scenario(case, scenario), lower_level="high_point")
-    return _solve_lp(model, case).objective
+    try:
+        return _solve_lp(model, case).objective
+    except InfeasibleModelError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -732,6 +741,40 @@ class BendersResult:
         return pd.concat([s.schedule for s in self.scenarios.values()], ignore_index=True)
 
 
+def _spread_grid_point(case: KeramaCase) -> dict[tuple[int, int], int]:
+    """Grid bits of the flattest caps under which every fleet can still be served.
+
+    Per aggregator, one cap for every hour: the smallest grid level at or
+    above the densest need of its EVs in any scenario, i.e. the largest
+    ``sum(energy to charge / eta_ch) / (t2 - t1)`` over the EVs plugged in
+    only within hours ``[t1, t2)`` (a uniform rate below it cannot serve
+    them), plus one level of slack. It spreads charging over the night, the
+    opposite of the uncapped response that piles it into the cheapest hours.
+    """
+    n_bits = case.params.cap_bits
+    top = 2**n_bits - 1
+    levels = {}
+    for a in case.aggregators:
+        rate = 0.0
+        for s in case.scenarios:
+            f = case.fleets[s]
+            f = f[f["aggregator"] == a]
+            need = ((f["e_req_kwh"] - f["e_init_kwh"]).clip(lower=0) / f["eta_ch"]).to_numpy()
+            arr, dep = f["arrival"].to_numpy(), f["departure"].to_numpy()
+            for t1 in range(N_PERIODS):
+                for t2 in range(t1 + 1, N_PERIODS + 1):
+                    inside = (arr >= t1) & (dep <= t2)
+                    if inside.any():
+                        rate = max(rate, need[inside].sum() / (t2 - t1))
+        step = case.b_max_kw[a] / top
+        levels[a] = min(top, int(np.ceil(rate / step - 1e-9)) + 1)
+    hat = {}
+    for idx, (a, _t) in enumerate((a, t) for a in case.aggregators for t in case.periods):
+        for k in range(n_bits):
+            hat[idx, k] = (levels[a] >> k) & 1
+    return hat
+
+
 def solve_benders(
     case: KeramaCase,
     *,
@@ -748,7 +791,8 @@ def solve_benders(
     processes. Each ``theta[s]`` starts at its scenario's high-point
     relaxation (the network and the aggregators' constraints without their
     optimality), a valid bound for any caps. The first grid point is the
-    uncapped one. Lower bound: the master's optimum; upper bound: the best
+    uncapped one; if it overloads the feeder, the second is the flattest
+    one the fleets can live with (:func:`_spread_grid_point`). Lower bound: the master's optimum; upper bound: the best
     grid point at which every scenario is feasible. Stops when the relative
     gap is at most ``tol``; otherwise, after ``max_iterations`` or
     ``time_limit_s``, returns with ``converged=False`` and a
@@ -788,6 +832,16 @@ def solve_benders(
 
     try:
         initial = dict(zip(case.scenarios, run_all(_high_point_bound, case), strict=True))
+        hopeless = [s for s, bound in initial.items() if bound is None]
+        if hopeless:
+            total = sum(len(case.fleets[s]) for s in hopeless) // len(hopeless)
+            raise NetworkInfeasibleError(
+                f"no schedule of the {total} EVs meets the network constraints (Eqs. 2-7: DistFlow, "
+                f"robust voltage and current limits) in scenario(s) {hopeless}, even with every "
+                "aggregator doing what suits the feeder (the high-point relaxation is infeasible), "
+                "so no caps can help: fewer EVs per aggregator, more aggregator buses, or a "
+                "smaller robust budget"
+            )
         master = build_master(case, initial)
         n_bits = case.params.cap_bits
         key = [(i, k) for i in range(len(case.aggregators) * N_PERIODS) for k in range(n_bits)]
@@ -827,6 +881,12 @@ def solve_benders(
                 break
             if time_limit_s is not None and time.perf_counter() - start >= time_limit_s:
                 break
+            if best_hat is None and iteration == 1:
+                # The uncapped point overloads the feeder; no-good cuts alone would
+                # crawl through neighbouring grid points. Try the flattest caps
+                # the fleets can live with next.
+                hat = _spread_grid_point(case)
+                continue
             hat = {ik: round(pyo.value(master.bit[ik])) for ik in key}
     finally:
         bar.close()

@@ -1,0 +1,181 @@
+"""Benchmark: monolithic single-level MILP vs Benders for Kerama (2025), by fleet size.
+
+Run from the repo root (it takes about an hour on the 2-core machine)::
+
+    .venv/bin/python benchmarks/kerama2025_scaling.py
+    .venv/bin/python benchmarks/kerama2025_scaling.py --evs 100 200 --monolithic-time-limit 60
+
+Each fleet size (total EVs over the 5 aggregators, 10 scenarios, 24 h, robust
+DistFlow, strong-duality reformulation) runs in its own process, so that
+memory and time do not leak between runs:
+
+* **Benders** (:func:`evgrid.kerama2025.solve_benders`, 2 worker processes,
+  tolerance 0.5%, ``--benders-time-limit``): instance build time, wall
+  time, iterations, bounds and gap (reported, not hidden, when the limit stops it).
+* **Monolithic**: :func:`evgrid.kerama2025.build_single_level` solved by HiGHS
+  in one piece, from the bilevel-feasible MIP start of
+  :func:`evgrid.kerama2025.warm_start` (uncapped, each aggregator solved
+  alone), with the same 0.5% gap and ``--monolithic-time-limit``: build,
+  warm-start and solve time, status, incumbent and gap. Sizes above ``--monolithic-max-evs`` are skipped.
+
+Writes ``benchmarks/results/kerama2025_scaling.csv`` and ``.png``; the README
+quotes them. Timings are for this machine; rerun before comparing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results"
+
+
+def _params(total_evs: int):
+    from evgrid.config import load_section
+
+    base = load_section("kerama2025").model_dump()
+    base["fleet"]["n_evs"] = total_evs // base["n_aggregators"]
+    return base
+
+
+def _benders(total_evs: int, time_limit_s: float, queue) -> None:
+    from evgrid.config import validate_section
+    from evgrid.kerama2025 import NetworkInfeasibleError, make_instance, solve_benders
+
+    warnings.simplefilter("ignore")
+    params = validate_section("kerama2025", _params(total_evs))
+    start = time.perf_counter()
+    case = make_instance(params)
+    build_s = time.perf_counter() - start
+    try:
+        result = solve_benders(case, tol=0.005, workers=2, time_limit_s=time_limit_s)
+    except NetworkInfeasibleError as err:  # the feeder cannot carry this fleet: say so, with the time
+        queue.put({"method": "benders", "evs": total_evs, "wall_s": time.perf_counter() - start,
+                   "build_s": build_s, "status": "infeasible", "message": str(err)[:300],
+                   "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
+        return
+    queue.put({
+        "method": "benders", "evs": total_evs, "wall_s": time.perf_counter() - start, "build_s": build_s,
+        "status": "optimal" if result.converged else "gap",
+        "objective": result.objective, "bound": result.lower_bound, "gap": result.relative_gap,
+        "iterations": len(result.trace),
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    })
+
+
+def _monolithic(total_evs: int, time_limit_s: float, queue) -> None:
+    import pyomo.environ as pyo
+
+    from evgrid.config import validate_section
+    from evgrid.kerama2025 import build_single_level, make_instance, warm_start
+    from evgrid.solvers import SolverError, solve
+
+    warnings.simplefilter("ignore")
+    params = validate_section("kerama2025", _params(total_evs))
+    start = time.perf_counter()
+    case = make_instance(params)
+    model, info = build_single_level(case)
+    build_s = time.perf_counter() - start
+    n_vars = sum(1 for _ in model.component_data_objects(pyo.Var))
+    row = {"method": "monolithic", "evs": total_evs, "build_s": build_s, "variables": n_vars,
+           "binaries": info.n_binaries}
+    tick = time.perf_counter()
+    started = warm_start(model, case, info)
+    row |= {"warm_start_s": time.perf_counter() - tick, "warm_start_ok": started}
+    try:
+        res = solve(model, time_limit_s=time_limit_s, mip_gap=0.005, warmstart=started)
+        row |= {"status": res.status, "objective": res.objective, "bound": res.best_bound,
+                "gap": res.relative_gap, "solve_s": res.wall_time_s}
+    except SolverError as err:  # e.g. no incumbent at the time limit
+        row |= {"status": type(err).__name__, "message": str(err)[:200]}
+    row["wall_s"] = time.perf_counter() - start
+    row["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    queue.put(row)
+
+
+def _run(target, *args) -> dict:
+    queue = mp.get_context("fork").Queue()
+    proc = mp.get_context("fork").Process(target=target, args=(*args, queue))
+    proc.start()
+    proc.join()
+    return queue.get() if not queue.empty() else {"status": f"crashed (exit {proc.exitcode})"}
+
+
+def plot(table, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.5, 3.8))
+    markers = {"optimal": ("o", "within 0.5%"), "gap": ("D", "time limit, gap reported"),
+               "time_limit_feasible": ("s", "time limit, feasible, gap > 0.5%"),
+               "NoIncumbentError": ("x", "time limit, no feasible point"),
+               "infeasible": ("v", "proved infeasible")}
+    for method, group in table.groupby("method"):
+        group = group[group["status"] != "skipped"]
+        line = ax.plot(group["evs"], group["wall_s"], "-", lw=1, alpha=0.5)[0]
+        for status, (marker, what) in markers.items():
+            pts = group[group["status"] == status]
+            if len(pts):
+                ax.plot(pts["evs"], pts["wall_s"], marker, ms=8, color=line.get_color(),
+                        label=f"{method}: {what}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("EVs (5 aggregators, 10 scenarios)")
+    ax.set_ylabel("wall time (s), 2 cores")
+    ax.set_title("Kerama (2025): monolithic MILP vs Benders")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import pandas as pd
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--evs", type=int, nargs="+", default=[100, 200, 500, 1000, 2000])
+    parser.add_argument("--benders-time-limit", type=float, default=900.0)
+    parser.add_argument("--monolithic-time-limit", type=float, default=120.0)
+    parser.add_argument("--monolithic-max-evs", type=int, default=500)
+    parser.add_argument("--append", action="store_true",
+                        help="keep the other fleet sizes' rows of an earlier run's CSV")
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows = []
+    csv = OUT / "kerama2025_scaling.csv"
+    kept: set[tuple[str, int]] = set()
+    if args.append and csv.exists():
+        # Keep every earlier row this run does not redo: Benders for the sizes
+        # asked, monolithic for those up to --monolithic-max-evs.
+        earlier = pd.read_csv(csv)
+        redo = (earlier["evs"].isin(args.evs)) & (
+            (earlier["method"] == "benders") | (earlier["evs"] <= args.monolithic_max_evs))
+        rows = earlier[~redo].to_dict("records")
+        kept = {(r["method"], r["evs"]) for r in rows}
+    for evs in args.evs:
+        rows.append(_run(_benders, evs, args.benders_time_limit))
+        print(json.dumps(rows[-1]), flush=True)
+        if evs <= args.monolithic_max_evs:
+            rows.append(_run(_monolithic, evs, args.monolithic_time_limit))
+        elif ("monolithic", evs) not in kept:
+            rows.append({"method": "monolithic", "evs": evs, "status": "skipped",
+                         "message": f"above --monolithic-max-evs {args.monolithic_max_evs}"})
+        print(json.dumps(rows[-1]), flush=True)
+    table = pd.DataFrame(rows).sort_values(["evs", "method"], kind="stable")
+    table.round(4).to_csv(csv, index=False)
+    plot(table, OUT / "kerama2025_scaling.png")
+    print(table.to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "lib"))
+    sys.exit(main())
