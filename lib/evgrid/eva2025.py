@@ -407,14 +407,16 @@ class GridLimitError(ValueError):
 
 
 def check_grid_capacity(day: EvaDay) -> None:
-    """Raise :class:`GridLimitError` if no schedule can meet the grid limit (3.2).
+    """Raise :class:`GridLimitError` if no schedule without V2G can meet the grid limit (3.2).
 
-    A necessary condition, checked before a model is built: in every hour
-    the site load fits under the limit, and in every window of hours
-    ``[a, b)`` the energy that the EVs plugged in only within it must take
-    (``(e_req - e_init) / eta_ch``) fits in the room the limit leaves above
-    the site load, each EV taking at most its charger's power. The message
-    names the window, the energy needed and the room.
+    A necessary condition for smart charging, checked before its model is
+    built: in every hour the site load fits under the limit, and in every
+    window of hours ``[a, b)`` the energy that the EVs plugged in only
+    within it must take (``(e_req - e_init) / eta_ch``) fits in the room the
+    limit leaves above the site load. The message names the window, the
+    energy needed and the room. With V2G or demand response it is not
+    necessary (discharging EVs or shifted load make room), and
+    :func:`run_strategy` uses it only to explain an infeasible solve.
     """
     T, g = day.n_periods, day.grid_limit_kw
     over = np.nonzero(day.site_load_kw > g + 1e-9)[0]
