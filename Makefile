@@ -35,9 +35,11 @@ unit: env
 nbval: env
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-## lab: JupyterLab on notebooks/ with the evgrid kernel
+## lab: JupyterLab on notebooks/ with the evgrid kernel; extra options: make lab LAB_ARGS="--port 8899 --no-browser"
+LAB_ARGS ?=
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 lab: env
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 lint: env
 	$(BIN)/ruff check lib tests notebooks benchmarks

@@ -353,10 +353,56 @@ def load_section(name: str, params_file: str | Path = "params.yaml") -> _Section
     path = path if path.is_absolute() else repo_path(path)
     if not path.exists():
         raise ConfigError(f"parameter file {path} does not exist")
-    all_params = yaml.safe_load(path.read_text()) or {}
+    try:
+        all_params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(all_params, dict):
+        raise ConfigError(f"{path} must map section names to sections, found {type(all_params).__name__}")
     if name not in all_params:
-        raise ConfigError(f"{path.name} has no section {name!r}")
-    return validate_section(name, all_params[name])
+        raise ConfigError(f"{path.name} has no section {name!r}: it has {', '.join(all_params)}")
+    values = all_params[name]
+    if name in SECTIONS and isinstance(values, dict):
+        missing = missing_fields(SECTIONS[name], values)
+        if missing:
+            raise ConfigError(
+                f"{path.name} [{name}] lacks {', '.join(repr(m) for m in missing)}: every field "
+                "must be written out (a missing one would silently take its default)"
+            )
+    return validate_section(name, values)
+
+
+def missing_fields(model: type[BaseModel], values: dict[str, Any], prefix: str = "") -> list[str]:
+    """Fields of ``model`` (and of its nested sections) that ``values`` does not set."""
+    missing = []
+    for field_name, info in model.model_fields.items():
+        if field_name not in values:
+            missing.append(prefix + field_name)
+            continue
+        nested = info.annotation
+        if isinstance(nested, type) and issubclass(nested, _Section) and isinstance(values[field_name], dict):
+            missing += missing_fields(nested, values[field_name], f"{prefix}{field_name}.")
+    return missing
+
+
+def notebook_params(name: str, namespace: dict[str, Any]) -> _Section:
+    """Validate section ``name`` from a notebook's globals (its injected parameters).
+
+    Every field of the section's model is taken from ``namespace``; a field
+    that the notebook does not define raises :class:`ConfigError` instead of
+    silently taking its default. The notebook keeps no list of names: the
+    model is the list.
+    """
+    if name not in SECTIONS:
+        raise ConfigError(f"unknown params.yaml section {name!r}: known {', '.join(SECTIONS)}")
+    fields = SECTIONS[name].model_fields
+    absent = [f for f in fields if f not in namespace]
+    if absent:
+        raise ConfigError(
+            f"section {name!r}: the notebook's parameters cell does not define "
+            f"{', '.join(repr(f) for f in absent)}"
+        )
+    return validate_section(name, {f: namespace[f] for f in fields})
 
 
 def describe(name: str) -> str:
