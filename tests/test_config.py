@@ -92,3 +92,38 @@ def test_runner_rejects_bad_override_before_running_anything(capsys):
     assert code == 2
     assert "vmin_pu" in capsys.readouterr().err
     assert not repo_path("results/should_not_exist").exists()
+
+
+def test_a_section_lacking_a_field_fails_instead_of_taking_the_default(tmp_path):
+    import yaml as _yaml
+
+    from evgrid.config import ConfigError, load_section
+
+    params = _yaml.safe_load(open(repo_path("params.yaml")))
+    del params["eva2025"]["grid_limit_kw"]
+    del params["eva2025"]["solver"]["mip_gap"]
+    path = tmp_path / "params.yaml"
+    path.write_text(_yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=r"lacks 'grid_limit_kw', 'solver.mip_gap'"):
+        load_section("eva2025", path)
+
+
+def test_malformed_yaml_is_a_config_error(tmp_path):
+    from evgrid.config import ConfigError, load_section
+
+    path = tmp_path / "params.yaml"
+    path.write_text("test_systems: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_section("test_systems", path)
+
+
+def test_notebook_params_takes_every_field_from_the_namespace():
+    import yaml as _yaml
+
+    from evgrid.config import ConfigError, notebook_params
+
+    section = _yaml.safe_load(open(repo_path("params.yaml")))["test_systems"]
+    assert notebook_params("test_systems", dict(section, unrelated=1)).vmin_pu == section["vmin_pu"]
+    partial = {k: v for k, v in section.items() if k != "vmax_pu"}
+    with pytest.raises(ConfigError, match="does not define 'vmax_pu'"):
+        notebook_params("test_systems", partial)

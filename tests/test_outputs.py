@@ -1,0 +1,69 @@
+"""Result writers: rounded, atomic, no NaN; the output root."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evgrid.outputs import round_significant, save_figure, write_csv, write_json
+from evgrid.paths import OUTPUT_ROOT_ENV, output_path, output_root, repo_root
+
+
+def test_round_significant():
+    assert round_significant(8081.526613828872) == 8081.53
+    assert round_significant(8081.52661382886) == 8081.53  # the two runs that used to differ
+    assert round_significant(0.000123456789) == 0.000123457
+    assert round_significant(0.0) == 0.0
+    assert np.isnan(round_significant(float("nan")))
+
+
+def test_write_csv_keeps_six_significant_digits(tmp_path):
+    frame = pd.DataFrame({"a": [8081.526613828872, 1e-9 / 3], "n": [1, 2], "s": ["x", "y"]})
+    path = write_csv(frame, tmp_path / "sub" / "t.csv")
+    assert path.read_text() == "a,n,s\n8081.53,1,x\n3.33333e-10,2,y\n"
+
+
+def test_a_failed_write_leaves_the_previous_file(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("old\n")
+
+    class Boom(pd.DataFrame):
+        def to_csv(self, target, **kwargs):
+            with open(target, "w") as fh:
+                fh.write("half a")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_csv(Boom({"a": [1]}), path)
+    assert path.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no temporary file left
+
+
+def test_write_json_rounds_and_refuses_nan(tmp_path):
+    path = write_json({"x": np.float64(2 / 3), "k": np.int64(3), "ok": np.bool_(True)}, tmp_path / "m.json")
+    assert json.loads(path.read_text()) == {"x": 0.666667, "k": 3, "ok": True}
+    with pytest.raises(ValueError, match="non-finite"):
+        write_json({"x": float("nan")}, tmp_path / "bad.json")
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_save_figure_is_atomic_and_typed_by_suffix(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    path = save_figure(fig, tmp_path / "f.png", dpi=50)
+    plt.close(fig)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
+
+
+def test_output_root_defaults_to_the_repo_and_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv(OUTPUT_ROOT_ENV, raising=False)
+    assert output_root() == repo_root()
+    monkeypatch.setenv(OUTPUT_ROOT_ENV, str(tmp_path))
+    assert output_path("results", "x.csv") == tmp_path / "results" / "x.csv"
