@@ -41,6 +41,12 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 lab: env
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
+## plots: `dvc plots show` into dvc_plots/index.html, with Vega inlined so the page works offline
+.PHONY: plots
+plots: env
+	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "dvc needs a git repository: clone evgrid with git"; exit 1; }
+	$(BIN)/python -m evgrid.plots_page --out dvc_plots
+
 lint: env
 	$(BIN)/ruff check lib tests notebooks benchmarks
 
