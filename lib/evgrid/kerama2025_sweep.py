@@ -5,7 +5,10 @@
 the sweep before solving any, and for each point solves the bi-level model
 (:func:`evgrid.kerama2025.solve_benders`) and the uncontrolled baseline,
 verifies both with AC power flows (:func:`evgrid.kerama2025_eval.evaluate`)
-and writes one row per point to ``<results_dir>/<sweep>.csv``.
+and writes one row per point to ``<results_dir>/<sweep>.csv`` (under
+:func:`evgrid.paths.output_root`). The file holds no wall-clock times, so that
+a re-run that solves the same points gives the same bytes; the time of each
+point is printed instead.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from evgrid.config import (
     load_section,
     validate_section,
 )
-from evgrid.paths import repo_path
+from evgrid.outputs import write_csv
+from evgrid.paths import output_path
 
 SWEEPS = ("budget", "degradation", "price", "fleet")
 
@@ -111,10 +115,9 @@ def run_sweep(name: str, params_file: str = "params.yaml", *, progress: bool = T
                default_flow_style=True).strip()}
         row.update(run_point(params, workers=sweeps.workers))
         rows.append(row)
+        print(f"{name} / {label}: {row['status']}, {row['seconds']:.0f} s", flush=True)
     table = pd.DataFrame(rows)
-    out = repo_path(sweeps.results_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    table.round(6).to_csv(out / f"{name}.csv", index=False)
+    write_csv(table.drop(columns="seconds"), output_path(sweeps.results_dir, f"{name}.csv"))
     return table
 
 
