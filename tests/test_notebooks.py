@@ -67,3 +67,33 @@ def test_figures_are_embedded_in_the_committed_notebook(notebook):
         if cell.cell_type == "code" and "savefig(" in cell.source:
             images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
             assert images, f"{notebook.name}: a cell saves a figure but shows none"
+
+
+NBVAL_MARKERS = {"# NBVAL_IGNORE_OUTPUT", "# NBVAL_CHECK_OUTPUT", "# NBVAL_SKIP", "# NBVAL_RAISES_EXCEPTION"}
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_nbval_markers_are_exact_lines(notebook):
+    # nbval recognises a marker only as a comment line that is exactly the marker;
+    # "# NBVAL_IGNORE_OUTPUT  (a progress bar)" was silently compared.
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            if "NBVAL" in line:
+                assert line.strip() in NBVAL_MARKERS, f"{notebook.name}: {line!r} is not an nbval marker"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_take_the_whole_section_and_write_only_under_the_output_root(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    _, section = _stage_for(notebook)
+    assert f'notebook_params("{section}", globals())' in source, (
+        f"{notebook.name}: validate the injected section with notebook_params, not a hand-kept list")
+    assert "validate_section(" not in source
+    for writer in (".to_csv(", ".write_text(", ".savefig(", "json.dump("):
+        assert writer not in source, (
+            f"{notebook.name}: write results with evgrid.outputs (atomic, rounded), not {writer}")
+    assert "repo_path(params.results_dir)" not in source and "repo_path(params.figures_dir)" not in source
