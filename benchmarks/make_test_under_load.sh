@@ -6,7 +6,7 @@
 #
 # The hog processes are started and stopped by this script (also on Ctrl-C or failure).
 # It clones the current commit into a temporary folder, so the working tree is not touched,
-# and reports the wall time and whether the clone was left clean (git status --porcelain).
+# keeps the log in /tmp/evgrid-make-test-MODE.log, and reports the wall time and whether the clone was left clean (git status --porcelain).
 set -euo pipefail
 mode=${1:-idle}
 case "$mode" in idle|loaded) ;; *) echo "usage: $0 idle|loaded" >&2; exit 2;; esac
@@ -29,6 +29,7 @@ start=$(date +%s)
 status=0
 (cd "$work/evgrid" && make test) > "$work/make_test.log" 2>&1 || status=$?
 wall=$(( $(date +%s) - start ))
+cp "$work/make_test.log" "/tmp/evgrid-make-test-$mode.log"
 tail -5 "$work/make_test.log"
 dirty=$(cd "$work/evgrid" && git status --porcelain)
 echo "mode=$mode exit=$status wall=${wall}s ($((wall / 60)) min $((wall % 60)) s) clean=$([ -z "$dirty" ] && echo yes || echo "no: $dirty")"

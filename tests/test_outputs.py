@@ -20,7 +20,8 @@ def test_round_significant():
 
 def test_write_csv_keeps_six_significant_digits(tmp_path):
     frame = pd.DataFrame({"a": [8081.526613828872, 1e-9 / 3], "n": [1, 2], "s": ["x", "y"]})
-    path = write_csv(frame, tmp_path / "sub" / "t.csv")
+    path = tmp_path / "sub" / "t.csv"
+    assert write_csv(frame, path) is None
     assert path.read_text() == "a,n,s\n8081.53,1,x\n3.33333e-10,2,y\n"
 
 
@@ -41,7 +42,8 @@ def test_a_failed_write_leaves_the_previous_file(tmp_path):
 
 
 def test_write_json_rounds_and_refuses_nan(tmp_path):
-    path = write_json({"x": np.float64(2 / 3), "k": np.int64(3), "ok": np.bool_(True)}, tmp_path / "m.json")
+    path = tmp_path / "m.json"
+    write_json({"x": np.float64(2 / 3), "k": np.int64(3), "ok": np.bool_(True)}, path)
     assert json.loads(path.read_text()) == {"x": 0.666667, "k": 3, "ok": True}
     with pytest.raises(ValueError, match="non-finite"):
         write_json({"x": float("nan")}, tmp_path / "bad.json")
@@ -56,7 +58,8 @@ def test_save_figure_is_atomic_and_typed_by_suffix(tmp_path):
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
-    path = save_figure(fig, tmp_path / "f.png", dpi=50)
+    path = tmp_path / "f.png"
+    save_figure(fig, path, dpi=50)
     plt.close(fig)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["f.png"]

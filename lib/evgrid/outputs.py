@@ -7,6 +7,8 @@ sixth carry noise, not information; at full precision two runs of the same
 deterministic stage differed in the 15th digit. Wall-clock times are never
 written to a tracked file.
 
+The writers return None, so that a notebook cell ending in one shows nothing
+(a path would differ between the pipeline's and nbval's output folders).
 Every writer writes to a temporary file beside the target and moves it into
 place (``os.replace``, atomic on one file system): a stage killed midway
 leaves the previous file, never half of a new one.
@@ -57,11 +59,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_csv(table: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
+def write_csv(table: pd.DataFrame, path: str | Path, *, index: bool = False) -> None:
     """Write ``table`` to ``path`` atomically, floats at :data:`SIGNIFICANT_DIGITS` digits."""
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=index, float_format=_FLOAT_FORMAT, lineterminator="\n")
-    return Path(path)
 
 
 def _plain(obj: Any) -> Any:
@@ -81,18 +82,16 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def write_json(data: Any, path: str | Path) -> Path:
+def write_json(data: Any, path: str | Path) -> None:
     """Write ``data`` as indented JSON atomically; floats rounded, NaN/inf raise ``ValueError``."""
     text = json.dumps(_plain(data), indent=2, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-    return Path(path)
 
 
-def save_figure(fig, path: str | Path, **kwargs: Any) -> Path:
+def save_figure(fig, path: str | Path, **kwargs: Any) -> None:
     """``fig.savefig(path, **kwargs)`` atomically; the format comes from ``path``'s suffix."""
     path = Path(path)
     kwargs.setdefault("format", path.suffix.lstrip("."))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, **kwargs)
-    return path
