@@ -25,18 +25,25 @@ def test_write_csv_keeps_six_significant_digits(tmp_path):
     assert path.read_text() == "a,n,s\n8081.53,1,x\n3.33333e-10,2,y\n"
 
 
-def test_a_failed_write_leaves_the_previous_file(tmp_path):
+def test_write_csv_rounds_floats_in_a_column_that_mixes_text_and_numbers(tmp_path):
+    frame = pd.DataFrame({"k": [1, 2, 3, 4], "computed": ["HiGHS", -648.90712345678, 40, None]})
+    path = tmp_path / "t.csv"
+    write_csv(frame, path)
+    assert path.read_text() == "k,computed\n1,HiGHS\n2,-648.907\n3,40\n4,\n"
+
+
+def test_a_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "t.csv"
     path.write_text("old\n")
 
-    class Boom(pd.DataFrame):
-        def to_csv(self, target, **kwargs):
-            with open(target, "w") as fh:
-                fh.write("half a")
-            raise KeyboardInterrupt
+    def half_then_interrupted(self, target, **kwargs):
+        with open(target, "w") as fh:
+            fh.write("half a")
+        raise KeyboardInterrupt
 
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_interrupted)
     with pytest.raises(KeyboardInterrupt):
-        write_csv(Boom({"a": [1]}), path)
+        write_csv(pd.DataFrame({"a": [1]}), path)
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no temporary file left
 

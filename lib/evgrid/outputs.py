@@ -61,6 +61,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def write_csv(table: pd.DataFrame, path: str | Path, *, index: bool = False) -> None:
     """Write ``table`` to ``path`` atomically, floats at :data:`SIGNIFICANT_DIGITS` digits."""
+    table = table.copy()
+    for column in table.columns[table.dtypes == object]:
+        # a column mixing text and numbers (e.g. "HiGHS" beside 0.2): to_csv's
+        # float_format skips it, so format its floats here
+        table[column] = table[column].map(
+            lambda v: _FLOAT_FORMAT % v if isinstance(v, float | np.floating) and math.isfinite(v) else v
+        )
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=index, float_format=_FLOAT_FORMAT, lineterminator="\n")
 
