@@ -62,7 +62,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_csv(table: pd.DataFrame, path: str | Path, *, index: bool = False) -> None:
     """Write ``table`` to ``path`` atomically, floats at :data:`SIGNIFICANT_DIGITS` digits."""
     table = table.copy()
-    for column in table.columns[table.dtypes == object]:
+    for column in table.select_dtypes(include="object").columns:
         # a column mixing text and numbers (e.g. "HiGHS" beside 0.2): to_csv's
         # float_format skips it, so format its floats here
         table[column] = table[column].map(
