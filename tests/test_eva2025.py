@@ -101,11 +101,13 @@ def test_sessions_to_fleet_raises_or_caps_an_unreachable_session():
 
     fleet = sessions_to_fleet(_sessions(rows), n_periods=6, on_unreachable="cap")
     big = fleet.set_index("session_id").loc["s_big"]
-    assert big["e_req_kwh"] == pytest.approx(30.0 + 0.95 * 6.6 * 2, abs=1e-9)
+    plugged_h = 100 / 60  # 02:10-03:50: the charger can run 1 h 40 min, not two whole hours
+    assert big["e_req_kwh"] == pytest.approx(30.0 + 0.95 * 6.6 * plugged_h, abs=1e-9)
     assert fleet.set_index("session_id").at["ok", "e_req_kwh"] == pytest.approx(30.0 + 0.95 * 5.0)
     capped = fleet.attrs["capped"]
     assert capped["session_id"].tolist() == ["s_big"]
-    assert capped["reachable_kwh"].iloc[0] == pytest.approx(6.6 * 2, abs=1e-9)
+    assert capped["reachable_kwh"].iloc[0] == pytest.approx(6.6 * plugged_h, abs=1e-9)
+    assert not capped["by_battery"].iloc[0]
 
 
 def test_sessions_to_fleet_caps_at_the_battery_maximum():
@@ -282,7 +284,16 @@ def test_check_grid_capacity_names_the_window_and_energy(monkeypatch):
 
 
 def test_check_grid_capacity_passes_a_feasible_day():
-    check_grid_capacity(_typical_day())
+    day = _typical_day()
+    assert check_grid_capacity(day) is None
+    # passing means what it promises: smart charging then solves within the limit
+    r = run_strategy(day, "smart")
+    assert r.metrics["min_energy_ratio"] >= 1 - 1e-6 and r.metrics["hours_over_limit"] == 0
+    # and it is tight: the EVs take 23 kWh from the grid within hours 0-6, where an 11 kW
+    # limit leaves exactly 66 - 43 = 23 kWh above the site load and 10.5 kW only 20 kWh
+    assert check_grid_capacity(_typical_day(grid_kw=11.0)) is None
+    with pytest.raises(GridLimitError, match="within hours 0-6 need 23 kWh.*leaves 20 kWh"):
+        check_grid_capacity(_typical_day(grid_kw=10.5))
 
 
 def test_v2g_is_not_refused_when_discharging_meets_the_grid_limit():
@@ -305,7 +316,7 @@ def test_rolling_horizon_with_a_perfect_forecast_is_bounded_by_perfect_foresight
     forecast = day.price_eur_per_kwh * 1e3
     foresight = run_strategy(day, "v2g").metrics["net_profit_eur"]
 
-    rolling = rolling_horizon(day, forecast, params)
+    rolling = rolling_horizon(day, params, price_forecast_eur_per_mwh=forecast)
     assert rolling.metrics["min_energy_ratio"] >= 1 - 1e-6
     assert rolling.metrics["net_profit_eur"] <= foresight + 1e-6
     # every plugged hour is executed exactly once
@@ -328,6 +339,11 @@ def test_rolling_horizon_with_a_perfect_forecast_is_bounded_by_perfect_foresight
         ({"soc_arrival": 0.95}, ["soc_arrival", "0.95"]),
         ({"month": "2024-8"}, ["'month'", "2024-8", "pattern"]),
         ({"month": "2024-02"}, ["month = 2024-02", "May-December"]),
+        # 2030 shares 2019's weekdays, but there are no prices: name the range that exists
+        ({"month": "2030-05"}, ["month = 2030-05", "outside the price data", "2015-01 to 2024-12"]),
+        ({"typical_day": "2030-05-07"}, ["typical_day = 2030-05-07", "2015-01-02 to 2024-12-30"]),
+        ({"soc_min": 0.5, "soc_max": 0.5, "soc_arrival": 0.5},
+         ["soc_min = 0.5, soc_max = 0.5", "SOC band is empty", "soc_min < soc_max"]),
     ],
 )
 def test_eva2025_params_reject_bad_values(change, fragments):
@@ -349,3 +365,243 @@ def test_eva2025_params_month_out_of_range_names_the_value():
     with pytest.raises(ConfigError) as err:
         validate_section("eva2025", {"month": "2024-13"})
     assert "2024-13" in str(err.value)
+
+
+# ---------------------------------------------------------------- sub-hourly plug-in, fair comparison
+
+
+def test_uncontrolled_charging_starts_at_arrival_not_at_the_top_of_the_hour():
+    fleet = sessions_to_fleet(_sessions(ROWS), n_periods=6)
+    schedule = eva.uncontrolled_schedule(fleet, 6).set_index(["ev", "t"])
+    # s1 arrives 00:15: three quarters of hour 0 at 6.6 kW
+    assert schedule.at[("ev0000", 0), "p_ch_kw"] == pytest.approx(0.75 * 6.6)
+    # s2 (01:30) needs 8 kWh: half an hour, then the rest
+    assert schedule.at[("ev0001", 1), "p_ch_kw"] == pytest.approx(3.3)
+    assert schedule.at[("ev0001", 2), "p_ch_kw"] == pytest.approx(8.0 - 3.3)
+    assert eva.hour_fractions(fleet) == pytest.approx(
+        {("ev0000", 0): 0.75, ("ev0000", 5): 40 / 60, ("ev0001", 1): 0.5, ("ev0001", 4): 10 / 60})
+
+
+def test_every_strategy_delivers_what_the_uncontrolled_baseline_delivers():
+    # a tight grid and a price spike, so the optimisers move energy around
+    day = _day([60.0, 20.0, 15.0, 200.0, 30.0, 250.0], ROWS, site=SITE, grid_kw=16.0)
+    base = run_strategy(day, "uncontrolled")
+    got_base = eva.delivered_by_ev(day, base.schedule)
+    need = (day.fleet.set_index("ev")["e_req_kwh"] - day.fleet.set_index("ev")["e_init_kwh"])
+    met = got_base >= need - 1e-6
+    assert met.all()  # the baseline meets every need here, so every EV is compared
+    results = {s: run_strategy(day, s) for s in STRATEGIES[1:]}
+    params = Eva2025Params()
+    results["rolling_horizon"] = rolling_horizon(day, params)
+    for name, r in results.items():
+        got = eva.delivered_by_ev(day, r.schedule)
+        # the same energy as the baseline, up to what is billed (no EV short, none billed more)
+        np.testing.assert_allclose(np.minimum(got[met], need[met]), got_base[met], atol=1e-5,
+                                   err_msg=name)
+        assert r.metrics["billed_kwh"] == pytest.approx(base.metrics["billed_kwh"], abs=1e-5), name
+        # and never faster than the charger in a partly plugged hour
+        s = r.schedule.set_index(["ev", "t"])
+        for (e, t), share in eva.hour_fractions(day.fleet).items():
+            assert s.at[(e, t), "p_ch_kw"] <= 6.6 * share + 1e-6, (name, e, t)
+    assert results["v2g"].metrics["discharged_kwh"] > 1.0  # V2G is used, yet the EVs get their energy
+
+
+# ---------------------------------------------------------------- revenue, cost, metrics
+
+
+def test_metrics_split_the_bill_into_site_ev_charging_and_v2g():
+    day = _typical_day()
+    for s in STRATEGIES:
+        m = run_strategy(day, s).metrics
+        net_cost = m["energy_cost_eur"] - m["market_sales_eur"]
+        assert net_cost == pytest.approx(
+            m["site_energy_cost_eur"] + m["ev_charging_cost_eur"] - m["revenue_eur"], abs=1e-9)
+        assert m["ev_operating_cost_eur"] == pytest.approx(m["ev_charging_cost_eur"] + m["degradation_eur"])
+        assert m["net_profit_eur"] == pytest.approx(
+            m["owner_payments_eur"] + m["revenue_eur"] - m["site_energy_cost_eur"]
+            - m["ev_charging_cost_eur"] - m["degradation_eur"] - m["dr_cost_eur"], abs=1e-9)
+        if s in ("uncontrolled", "smart"):
+            assert m["revenue_eur"] == 0.0
+
+
+def _month_table(days, variant="base"):
+    rows = []
+    for k, day in enumerate(days):
+        results = {s: run_strategy(day, s) for s in STRATEGIES}
+        results["rolling_horizon"] = rolling_horizon(day, Eva2025Params())
+        results["rolling_horizon_price_forecast"] = rolling_horizon(
+            day, Eva2025Params(), price_forecast_eur_per_mwh=day.price_eur_per_kwh[::-1] * 1e3)
+        results["day_ahead_price_forecast"] = day_ahead_only(day, day.price_eur_per_kwh * 1e3,
+                                                             Eva2025Params())
+        for name, r in results.items():
+            rows.append({"day": f"2024-06-{k + 1:02d}", "variant": variant, "strategy": name,
+                         **r.metrics, **eva.capped_summary(day)})
+    return pd.DataFrame(rows)
+
+
+def test_the_metrics_the_notebook_writes_hold_no_nan(tmp_path):
+    import json
+    import math
+
+    from evgrid.outputs import write_json
+
+    # an ordinary day, and degenerate ones: no owner tariff and no V2G (a zero base),
+    # flat prices (V2G never pays), an EV-less day (nothing charged at all)
+    days = [
+        _typical_day(),
+        _day([50.0] * 6, ROWS, site=SITE, tariff=0.0),
+        _day([50.0] * 6, [], site=SITE, tariff=0.0),
+    ]
+    table = pd.concat([_month_table(days), _month_table(days[1:], variant="window_cap")])
+    months = eva.month_overview(table)
+    for featured in (table, table[table["day"] != "2024-06-01"]):
+        summary = eva.metrics_summary(featured, months)
+        write_json(summary, tmp_path / "metrics.json")  # refuses NaN and inf
+        text = (tmp_path / "metrics.json").read_text()
+        assert "NaN" not in text and "Infinity" not in text
+
+        def numbers(obj):
+            if isinstance(obj, dict):
+                for v in obj.values():
+                    yield from numbers(v)
+            elif isinstance(obj, float):
+                yield obj
+
+        assert all(math.isfinite(x) for x in numbers(json.loads(text)))
+    # the zero base gives None (null), not NaN
+    degenerate = eva.headline_figures(table[table["day"] == "2024-06-02"])
+    assert degenerate["revenue_increase_v2g"] is None
+    sens = eva.tariff_sensitivity(table, [0.0, 0.126, 0.3])
+    assert np.isfinite(sens["v2g_net_gain_eur"]).all()
+
+
+def test_tariff_sensitivity_rebills_the_same_schedules():
+    table = _month_table([_typical_day()])
+    hf = eva.headline_figures(table)
+    sens = eva.tariff_sensitivity(table, [0.30]).iloc[0]
+    assert sens["revenue_increase_v2g"] == pytest.approx(hf["revenue_increase_v2g"], rel=1e-9)
+    assert sens["v2g_net_gain_eur"] == pytest.approx(hf["v2g_net_gain_eur"])
+    tariff = eva.tariff_for_revenue_increase(table, 0.15)
+    assert tariff is not None
+    again = eva.tariff_sensitivity(table, [tariff]).iloc[0]
+    assert again["revenue_increase_v2g"] == pytest.approx(0.15, rel=1e-9)
+
+
+# ---------------------------------------------------------------- rolling horizon: causality
+
+
+def test_rolling_horizon_decisions_do_not_depend_on_later_sessions_or_prices():
+    params = Eva2025Params()
+    day = _typical_day()
+    forecast = eva.forecast_fleet(params, _sessions(ROWS[:2]), 2, n_periods=6)
+    first = rolling_horizon(day, params, session_forecast=forecast).schedule
+
+    # s3 arrives at 02:00: change what it needs and when it leaves
+    rows = [*ROWS[:2], ("s3", "02:00", "05:00", 9.0)]
+    changed = rolling_horizon(_day(PRICES, rows, site=SITE), params, session_forecast=forecast).schedule
+    before = first["t"] < 2
+    pd.testing.assert_frame_equal(first[before].reset_index(drop=True),
+                                  changed[changed["t"] < 2].reset_index(drop=True))
+    assert not first[~before].reset_index(drop=True).equals(changed[changed["t"] >= 2].reset_index(drop=True))
+
+    # with prices revealed hour by hour, a later real price changes nothing before it
+    fc = np.array(PRICES) * 0.9
+    one = rolling_horizon(day, params, price_forecast_eur_per_mwh=fc).schedule
+    spiked = list(PRICES)
+    spiked[4] = 400.0
+    two = rolling_horizon(_day(spiked, ROWS, site=SITE), params, price_forecast_eur_per_mwh=fc).schedule
+    pd.testing.assert_frame_equal(one[one["t"] < 4].reset_index(drop=True),
+                                  two[two["t"] < 4].reset_index(drop=True))
+    assert not one[one["t"] >= 4].reset_index(drop=True).equals(two[two["t"] >= 4].reset_index(drop=True))
+
+
+def test_session_forecast_pools_only_earlier_same_weekdays():
+    days = ["2019-05-07", "2019-05-14", "2019-05-21", "2019-05-28", "2019-06-04", "2019-06-11"]
+    sessions = pd.concat([_sessions([(f"s{d}", "08:00", "12:00", 5.0)], date=d) for d in days],
+                         ignore_index=True)
+    pooled, n = eva.past_same_weekday(sessions, pd.Timestamp("2019-06-04"))
+    assert n == 4 and sorted(pooled["session_id"]) == [f"s{d}" for d in days[:4]]
+    assert (pooled["arrival"].dt.strftime("%Y-%m-%d %H:%M") == "2019-06-04 08:00").all()
+    # the first week of the data has no history
+    assert eva.past_same_weekday(sessions, pd.Timestamp("2019-05-07"))[1] == 0
+    fc = eva.forecast_fleet(Eva2025Params(), pooled, n, n_periods=24)
+    assert len(fc) == 1 and fc["p_max_kw"].iloc[0] == pytest.approx(6.6)  # 4 EVs / 4 days
+
+
+# ---------------------------------------------------------------- clock changes
+
+
+def _utc_prices(first_local_day, days=9, tz="Europe/Amsterdam"):
+    # price = 100 + the UTC hour of day, so every hour can be recognised
+    start = pd.Timestamp(first_local_day).tz_localize(tz).tz_convert("UTC") - pd.Timedelta(days=8)
+    index = pd.date_range(start, periods=24 * (days + 9), freq="h", name="time_utc")
+    return pd.Series(100.0 + index.hour, index=index, name="price_eur_per_mwh")
+
+
+def _clock_inputs(price_day, acn_day, rows):
+    from evgrid.market_data import load_bdew_profile
+
+    sessions = pd.concat([
+        _sessions(rows, date=acn_day),
+        _sessions([("past", "08:00", "17:00", 12.0)],
+                  date=str((pd.Timestamp(acn_day) - pd.Timedelta(days=7)).date())),
+    ], ignore_index=True)
+    return eva.EvaInputs(_utc_prices(price_day), sessions, load_bdew_profile("g1"))
+
+
+@pytest.mark.parametrize(("price_day", "n_hours", "eight_am"), [
+    ("2024-03-31", 23, 7),   # Amsterdam springs forward at 02:00
+    ("2024-10-27", 25, 9),   # Amsterdam falls back at 03:00
+])
+def test_amsterdam_clock_change_days_keep_each_hour_on_its_price(price_day, n_hours, eight_am):
+    params = Eva2025Params()
+    rows = [("work", "08:00", "17:00", 20.0), ("early", "00:30", "06:15", 10.0)]
+    inputs = _clock_inputs(price_day, price_day.replace("2024", "2019"), rows)
+    day, results = eva.run_day(params, inputs, price_day)
+    assert day.n_periods == n_hours
+    work = day.fleet.set_index("session_id").loc["work"]
+    assert (work["arrival"], work["departure"]) == (eight_am, eight_am + 9)
+    # the period of 08:00 local carries the price of 08:00 local, in UTC
+    periods = inputs.prices_on(price_day).index
+    assert periods[eight_am].hour == 8
+    assert day.price_eur_per_kwh[eight_am] * 1e3 == 100.0 + periods[eight_am].tz_convert("UTC").hour
+    # the site load follows the clock too: the same load at 08:00 as on an ordinary Sunday
+    assert day.site_load_kw[eight_am] == pytest.approx(
+        eva.site_load_kw(inputs.profile, pd.Timestamp(price_day), params.site_peak_kw)[8])
+    # the previous week's forecast is aligned by clock hour, not by position
+    fc = eva.forecast_previous(inputs.prices_eur_per_mwh, pd.Timestamp(price_day))
+    assert len(fc) == n_hours
+    week_before = inputs.prices_on(pd.Timestamp(price_day) - pd.Timedelta(days=7))
+    assert fc[eight_am] == week_before[week_before.index.hour == 8].iloc[0]
+    for name, r in results.items():
+        assert r.metrics["min_energy_ratio"] >= 1 - 1e-6, name
+        assert len(eva.net_load_kw(day, r)) == n_hours
+    assert results["rolling_horizon"].metrics["forecast_days"] == 1
+
+
+@pytest.mark.parametrize(("price_day", "rows", "windows"), [
+    # Los Angeles springs forward at 02:00: 01:30 PST to 04:00 PDT is 1.5 h, not 2.5
+    ("2024-03-10", [("across", "01:30", "04:00", 5.0), ("work", "08:00", "17:00", 20.0)],
+     {"across": (1.5, 3.0), "work": (8.0, 17.0)}),
+    # Los Angeles falls back at 02:00: 00:30 PDT to 08:00 PST is 8.5 h
+    ("2024-11-03", [("across", "00:30", "08:00", 15.0), ("work", "08:00", "17:00", 20.0)],
+     {"across": (0.5, 9.0), "work": (8.0, 17.0)}),
+])
+def test_us_clock_change_days_keep_each_session_its_real_length(price_day, rows, windows):
+    params = Eva2025Params()
+    acn_day = price_day.replace("2024", "2019")  # the US changed clocks on the same dates in 2019
+    inputs = _clock_inputs(price_day, acn_day, rows)
+    assert len(eva.day_periods(acn_day, TZ)) != 24  # the sessions' own day changes clocks
+    day, results = eva.run_day(params, inputs, price_day)
+    assert day.n_periods == 24  # Amsterdam keeps its clocks that day
+    fleet = day.fleet.set_index("session_id")
+    for sid, (a, d) in windows.items():
+        assert (fleet.at[sid, "arrival_h"], fleet.at[sid, "departure_h"]) == pytest.approx((a, d))
+    for name, r in results.items():
+        assert r.metrics["min_energy_ratio"] >= 1 - 1e-6, name
+
+
+def test_month_command_rejects_a_month_without_prices_before_running(capsys):
+    assert eva.main(["month", "2030-05"]) == 2
+    err = capsys.readouterr().err
+    assert "month = 2030-05" in err and "2015-01 to 2024-12" in err

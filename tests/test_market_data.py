@@ -166,6 +166,18 @@ def test_real_file_whole_range_and_its_format_switch():
     assert s.index[-1] == utc("2023-12-30 22:00")
 
 
+def test_allow_missing_lists_the_gaps_and_local_day_still_refuses_those_days():
+    s = md.load_nl_day_ahead_prices(allow_missing=True)
+    assert s.attrs["missing_hours"] == ["2023-12-30 23:00:00+00:00", "2024-12-30 23:00:00+00:00"]
+    assert s.index.freq is None and s.index.is_unique and s.index.is_monotonic_increasing
+    # the bounds Eva2025Params checks: whole Amsterdam days from 2015-01-02 to 2024-12-30
+    assert s.index[0] == utc("2015-01-01 00:00") and s.index[-1] == utc("2025-01-07 23:00")
+    assert len(md.local_day(s, "2015-01-02")) == 24 and len(md.local_day(s, "2024-12-30")) == 24
+    for day in ("2015-01-01", "2023-12-31", "2024-12-31"):
+        with pytest.raises(md.PriceDataError, match=r"lacks 1 of 24 hours"):
+            md.local_day(s, day)
+
+
 def test_local_day_has_23_24_and_25_hours(prices_2024):
     spring = md.local_day(prices_2024, "2024-03-31")
     autumn = md.local_day(prices_2024, "2024-10-27")

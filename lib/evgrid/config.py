@@ -276,6 +276,15 @@ class Eva2025Params(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Eva2025Params:
+        # The NL day-ahead price file (ev2gym 2.0.0, evgrid.market_data) holds every
+        # month from 2015-01 to 2024-12 (2025 only to 7 January);
+        # tests/test_market_data.py checks these bounds against the file.
+        price_first, price_last = "2015-01", "2024-12"
+        if not self.soc_min < self.soc_max:
+            raise ValueError(
+                f"soc_min = {self.soc_min}, soc_max = {self.soc_max}: the SOC band is empty; "
+                "allowed is soc_min < soc_max"
+            )
         if not self.soc_min <= self.soc_arrival <= self.soc_max:
             raise ValueError(
                 f"soc_arrival ({self.soc_arrival}) must lie within [soc_min, soc_max] = "
@@ -285,6 +294,12 @@ class Eva2025Params(_Section):
         # weekdays from 1 March, so a price day must be a March-December date.
         for name in ("typical_day", "volatile_day", "negative_day"):
             d = getattr(self, name)
+            # whole Amsterdam days: 2015-01-01 00:00 and 2024-12-31 00:00 are not in the file
+            if not date(2015, 1, 2) <= d <= date(2024, 12, 30):
+                raise ValueError(
+                    f"{name} = {d}: outside the price data; allowed are days from 2015-01-02 to "
+                    "2024-12-30 (whole Amsterdam days of the NL day-ahead prices)"
+                )
             if not (5 <= d.month <= 12) or d.replace(year=self.acn_year).isoweekday() != d.isoweekday():
                 raise ValueError(
                     f"{name} = {d}: allowed are May-December days whose date falls on the same "
@@ -293,6 +308,11 @@ class Eva2025Params(_Section):
         year, month = (int(x) for x in self.month.split("-"))
         if not 1 <= month <= 12:
             raise ValueError(f"month = {self.month!r}: allowed is YYYY-MM with MM from 01 to 12")
+        if not price_first <= self.month <= price_last:
+            raise ValueError(
+                f"month = {self.month}: outside the price data; allowed are months from "
+                f"{price_first} to {price_last} (the NL day-ahead prices shipped with ev2gym)"
+            )
         first = date(year, month, 1)
         if not (5 <= month <= 12) or first.replace(year=self.acn_year).isoweekday() != first.isoweekday():
             raise ValueError(

@@ -152,6 +152,7 @@ def parse_day_ahead_prices(
     *,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
+    allow_missing: bool = False,
 ) -> pd.Series:
     """Hourly prices from a CSV in EV2Gym's layout, checked to give one price per hour.
 
@@ -165,6 +166,11 @@ def parse_day_ahead_prices(
         Optional bounds, inclusive start and exclusive end; naive values are
         UTC. The series is restricted to them *before* the duplicate and gap
         checks, and every hour in ``[start, end)`` must then be present.
+    allow_missing
+        Return the prices even if hours are missing, listing them in
+        ``attrs["missing_hours"]`` (the index then has gaps and no ``freq``);
+        :func:`local_day` still refuses a day that lacks any of its hours.
+        Default: a missing hour raises.
 
     Returns
     -------
@@ -238,7 +244,7 @@ def parse_day_ahead_prices(
     expected = pd.date_range(first, last, freq="h", inclusive="left")
     index = pd.DatetimeIndex(frame["time"])
     missing = expected.difference(index)
-    if len(missing):
+    if len(missing) and not allow_missing:
         raise PriceDataError(
             f"{len(missing)} missing hour(s) between {expected[0]} and {expected[-1]} (UTC), "
             f"first: {', '.join(str(t) for t in missing[:_SHOW])}"
@@ -247,9 +253,11 @@ def parse_day_ahead_prices(
     # freq="h" also asserts that the index is exactly the expected hours.
     series = pd.Series(
         frame["price"].to_numpy(),
-        index=pd.DatetimeIndex(frame["time"].to_numpy(), name="time_utc", freq="h"),
+        index=pd.DatetimeIndex(frame["time"].to_numpy(), name="time_utc",
+                               freq=None if len(missing) else "h"),
         name="price_eur_per_mwh",
     )
+    series.attrs["missing_hours"] = [str(t) for t in missing]
     series.attrs["dropped_exact_duplicates"] = n_exact
     series.attrs["dropped_rows_without_time"] = n_no_time
     return series
@@ -322,7 +330,7 @@ def _utc_bound(value: TimeLike | None, what: str) -> pd.Timestamp | None:
 
 
 def load_nl_day_ahead_prices(
-    start: TimeLike | None = None, end: TimeLike | None = None
+    start: TimeLike | None = None, end: TimeLike | None = None, *, allow_missing: bool = False
 ) -> pd.Series:
     """Netherlands hourly day-ahead prices (EUR/MWh, UTC) from EV2Gym's file.
 
@@ -332,7 +340,8 @@ def load_nl_day_ahead_prices(
         Inclusive start and exclusive end (naive means UTC); see
         :func:`parse_day_ahead_prices`. The file runs from 2015-01-01 00:00 to
         2025-01-07 23:00 UTC but lacks 2023-12-30 23:00 and 2024-12-30 23:00
-        UTC, so a range holding either raises :class:`PriceDataError`.
+        UTC, so a range holding either raises :class:`PriceDataError`, unless
+        ``allow_missing`` (see :func:`parse_day_ahead_prices`).
 
     Returns
     -------
@@ -340,7 +349,7 @@ def load_nl_day_ahead_prices(
         As :func:`parse_day_ahead_prices`, with ``attrs["source"]`` the file read.
     """
     path = nl_day_ahead_csv()
-    series = parse_day_ahead_prices(path, start=start, end=end)
+    series = parse_day_ahead_prices(path, start=start, end=end, allow_missing=allow_missing)
     series.attrs["source"] = str(path)
     return series
 
