@@ -75,6 +75,7 @@ from evgrid.fleet import (
     declare_ev_fleet,
     fleet_schedule,
     simultaneous_charge_discharge,
+    uncontrolled_charging,
 )
 from evgrid.solvers import InfeasibleModelError, solve
 
@@ -333,21 +334,13 @@ def hour_fractions(fleet: pd.DataFrame) -> dict[tuple[str, int], float]:
 def uncontrolled_schedule(fleet: pd.DataFrame, n_periods: int) -> pd.DataFrame:
     """Strategy 1: every EV charges at full power from the moment it arrives until it has its need.
 
-    Like :func:`evgrid.fleet.uncontrolled_charging` with ``target="required"``,
-    but sub-hourly: in the arrival and departure hours the charger runs only
-    for the plugged-in share of the hour (:func:`hour_fractions`), so an EV
+    :func:`evgrid.fleet.uncontrolled_charging` with ``target="required"``,
+    sub-hourly: in the arrival and departure hours the charger runs only for
+    the plugged-in share of the hour (:func:`hour_fractions`), so an EV
     arriving at 08:40 charges 1/3 of an hour at full power in hour 8.
     """
-    shares = hour_fractions(fleet)
-    rows = []
-    for ev in fleet.itertuples(index=False):
-        energy = float(ev.e_init_kwh)
-        for t in range(int(ev.arrival), min(int(ev.departure), n_periods)):
-            cap = ev.p_max_kw * shares.get((ev.ev, t), 1.0)
-            p_kw = min(cap, max(ev.e_req_kwh - energy, 0.0) / ev.eta_ch)
-            energy += ev.eta_ch * p_kw
-            rows.append((ev.ev, t, p_kw, 0.0, energy))
-    return pd.DataFrame(rows, columns=["ev", "t", "p_ch_kw", "p_dis_kw", "e_kwh"])
+    return uncontrolled_charging(fleet[FLEET_COLUMNS], n_periods, target="required",
+                                 hour_shares=hour_fractions(fleet))
 
 
 # --------------------------------------------------------------------------

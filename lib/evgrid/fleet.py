@@ -205,7 +205,12 @@ def simultaneous_charge_discharge(schedule: pd.DataFrame, tol_kw: float = 1e-6) 
 
 
 def uncontrolled_charging(
-    evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0, *, target: str = "max"
+    evs: pd.DataFrame,
+    n_periods: int,
+    dt_h: float = 1.0,
+    *,
+    target: str = "max",
+    hour_shares: dict[tuple[str, int], float] | None = None,
 ) -> pd.DataFrame:
     """Baseline: every EV charges at full power from arrival until full (no V2G).
 
@@ -213,18 +218,22 @@ def uncontrolled_charging(
     energy required at departure (``target="required"``: a charger that stops
     when the driver's need is met, as the real sessions of the aggregator
     market paper did). The last period charges only what is left, so no EV
-    exceeds its target. Returns one row per ``(ev, t)`` in the window with
-    ``p_ch_kw``, ``p_dis_kw`` (zero) and ``e_kwh`` at period end.
+    exceeds its target. ``hour_shares`` (``{(ev, t): share}``) limits the
+    charger to that share of the period where an EV is plugged in only part of
+    it (sub-hourly arrivals and departures); other periods use the full power.
+    Returns one row per ``(ev, t)`` in the window with ``p_ch_kw``,
+    ``p_dis_kw`` (zero) and ``e_kwh`` at period end.
     """
     if target not in ("max", "required"):
         raise ValueError(f"target must be 'max' or 'required', got {target!r}")
     column = "e_max_kwh" if target == "max" else "e_req_kwh"
+    shares = hour_shares or {}
     rows = []
     for ev in evs.itertuples(index=False):
         energy = float(ev.e_init_kwh)
         for t in range(int(ev.arrival), min(int(ev.departure), n_periods)):
             room_kwh = max(getattr(ev, column) - energy, 0.0)
-            p_kw = min(ev.p_max_kw, room_kwh / (ev.eta_ch * dt_h))
+            p_kw = min(ev.p_max_kw * shares.get((ev.ev, t), 1.0), room_kwh / (ev.eta_ch * dt_h))
             energy += ev.eta_ch * p_kw * dt_h
             rows.append((ev.ev, t, p_kw, 0.0, energy))
     return pd.DataFrame(rows, columns=["ev", "t", "p_ch_kw", "p_dis_kw", "e_kwh"])
