@@ -343,3 +343,22 @@ def test_bad_arguments_are_rejected() -> None:
         solve(small_lp(), mip_gap=-0.1)
     with pytest.raises(ValueError, match="no_such_option"):
         solve(small_lp(), options={"no_such_option": 1})
+
+
+def test_a_bounds_only_interface_sees_new_bounds_and_matches_a_fresh_solve():
+    from evgrid.solvers import bounds_only_highs
+
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 10))
+    m.y = pyo.Var(bounds=(0, None))
+    m.c = pyo.Constraint(expr=m.x + m.y >= 4)
+    m.o = pyo.Objective(expr=3 * m.x + m.y)
+    interface = bounds_only_highs()
+    for lb in (0.0, 2.0, 5.0):
+        m.x.setlb(lb)
+        reused = solve(m, interface=interface, reduced_costs_of=[m.x])
+        fresh = solve(m, reduced_costs_of=[m.x])
+        assert reused.objective == pytest.approx(fresh.objective) == 3 * lb + max(4 - lb, 0)
+        assert reused.reduced_costs[m.x] == pytest.approx(fresh.reduced_costs[m.x])
+    with pytest.raises(ValueError, match="reused interface is for HiGHS"):
+        solve(m, interface=interface, warmstart=True)

@@ -172,6 +172,10 @@ class Kerama2025Params(_Section):
     cap_bits: int = Field(
         5, ge=0, le=12, description="Caps on a grid of 2^bits levels (0: continuous, KKT only)"
     )
+    cap_hours: list[int] | None = Field(
+        None,
+        description="Clock hours (0-23) in which the DSO may cap imports; none given: every hour",
+    )
     solver: SolverOptions = Field(
         SolverOptions(time_limit_s=300, mip_gap=0.005), description="How to solve the MILP"
     )
@@ -209,6 +213,15 @@ class Kerama2025Params(_Section):
             )
         if self.reformulation == "strong_duality" and self.cap_bits == 0:
             raise ValueError("cap_bits must be >= 1 with reformulation='strong_duality'")
+        if self.cap_hours is not None:
+            bad = sorted({h for h in self.cap_hours if not 0 <= h <= 23})
+            if bad:
+                raise ValueError(f"cap_hours {bad} are not clock hours 0-23")
+            if not self.cap_hours or len(set(self.cap_hours)) != len(self.cap_hours):
+                raise ValueError(
+                    f"cap_hours {self.cap_hours} must name at least one hour, each once "
+                    "(leave it out to let the DSO cap every hour)"
+                )
         return self
 
 

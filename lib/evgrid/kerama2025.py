@@ -77,6 +77,20 @@ class KeramaCase:
         f = self.fleets[scenario]
         return f[f["aggregator"] == aggregator].reset_index(drop=True)
 
+    @property
+    def free_caps(self) -> list[tuple[int, int]]:
+        """The ``(aggregator, t)`` caps the DSO decides (``params.cap_hours``), aggregator-major.
+
+        The other caps sit at the bid bound ``b_max_kw``, where they change nothing.
+        """
+        hours = self.params.cap_hours
+        return [
+            (a, t)
+            for a in self.aggregators
+            for t in self.periods
+            if hours is None or int(self.clock_hour[t]) in hours
+        ]
+
 
 def time_of_use_prices(params: Kerama2025Params, clock_hour: np.ndarray) -> np.ndarray:
     """Kerama's time-of-use tariff: 0.10 / 0.18 / 0.30 $/kWh off / mid / peak.
@@ -92,7 +106,6 @@ def time_of_use_prices(params: Kerama2025Params, clock_hour: np.ndarray) -> np.n
     off = (h >= 22) | (h < 7)
     swing = np.where(h % 2 == 1, -1.0, 1.0) * params.price_peak_swing
     return np.where(peak, params.price_peak + swing, np.where(off, params.price_offpeak, params.price_midpeak))
-    return np.where(peak, params.price_peak, np.where(off, params.price_offpeak, params.price_midpeak))
 
 
 def pv_shape(clock_hour: np.ndarray) -> np.ndarray:
@@ -186,7 +199,8 @@ def declare_aggregator(
     ``b_exp_kw`` / ``b_imp_kw`` within ``b_max_kw`` (Eq. 10), their balance
     with the fleet (Eq. 9), the leader's import cap ``b_imp_kw[t] <=
     import_cap_kw[t]`` when given (a leader variable or a number), and the
-    expression ``cost_usd``: minus the profit of Eq. (8).
+    expression ``cost_usd``: minus the profit of Eq. (8). ``import_cap_kw``
+    maps periods to caps; a period it leaves out has none.
     """
     params = case.params
     declare_ev_fleet(block, fleet, dt_h=DT_H)
@@ -204,7 +218,7 @@ def declare_aggregator(
     )
     if import_cap_kw is not None:
         block.ineq_import_cap = pyo.Constraint(
-            block.t,
+            sorted(import_cap_kw),
             rule=lambda b, t: b.b_imp_kw[t] <= import_cap_kw[t],
             doc="the DSO's import cap (leader decision)",
         )
@@ -282,7 +296,9 @@ def build_single_level(
     ``"strong_duality"`` puts the caps on a grid of ``2**cap_bits`` levels and
     uses dual feasibility plus strong duality, whose only binaries are the
     grid's (:func:`evgrid.bilevel.declare_strong_duality`). On the same grid
-    the two are equivalent. Leader decision: ``cap_kw[a, t]``.
+    the two are equivalent. Leader decision: ``cap_kw[a, t]`` for the
+    ``case.free_caps`` (every hour, or ``params.cap_hours``); the others are
+    fixed at the bid bound and left out of the aggregators' problems.
 
     ``lower_level`` swaps that block for the two LPs that bracket the
     bi-level optimum (:func:`solve_bounds`): ``"high_point"`` drops the
@@ -313,16 +329,19 @@ def build_single_level(
     m.agg = pyo.Block(m.a, m.s)
     m.kkt = pyo.Block(m.a, m.s)
     grid = None
+    free = case.free_caps
+    for a, t in set(m.cap_kw) - set(free):
+        m.cap_kw[a, t].fix(case.b_max_kw[a])  # not the DSO's to set (params.cap_hours)
     if lower_level == "value_function":
         for (a, t), cap in caps_kw.items():
             m.cap_kw[a, t].fix(cap)
     elif params.cap_bits > 0 and lower_level == "reformulated":
         m.grid = pyo.Block()
-        grid = declare_binary_grid(m.grid, list(m.cap_kw.values()), params.cap_bits)
+        grid = declare_binary_grid(m.grid, [m.cap_kw[a, t] for a, t in free], params.cap_bits)
     kkt = {}
     for a in m.a:
         for s in m.s:
-            caps = {t: m.cap_kw[a, t] for t in m.t}
+            caps = {t: m.cap_kw[a, t] for aa, t in free if aa == a}
             declare_aggregator(
                 m.agg[a, s], case, case.fleet(a, s), b_max_kw=case.b_max_kw[a], import_cap_kw=caps
             )
@@ -608,16 +627,35 @@ def build_master(case: KeramaCase, lower_bounds: dict[int, float]) -> pyo.Concre
     """The Benders master: the cap grid's bits and one cost estimate ``theta[s]`` per scenario.
 
     Cuts are added by :func:`solve_benders`: optimality cuts
-    ``theta[s] >= v_s + sum rc (bit - bit_hat)`` and, for a grid point at
-    which some scenario is infeasible, a no-good cut excluding that point.
+    ``theta[s] >= v_s + sum rc (bit - bit_hat)`` from the reduced costs,
+    the integer optimality cut of Laporte & Louveaux (1993), which is exact
+    at the grid point it was made at (:func:`integer_optimality_cut`), and,
+    for a grid point at which some scenario is infeasible, a no-good cut
+    excluding that point.
     """
-    n_caps = len(case.aggregators) * N_PERIODS
+    n_caps = len(case.free_caps)
     m = pyo.ConcreteModel(name="kerama2025_benders_master")
     m.bit = pyo.Var(range(n_caps), range(case.params.cap_bits), domain=pyo.Binary)
     m.theta = pyo.Var(case.scenarios, bounds=lambda _m, s: (lower_bounds[s], None))
     m.cuts = pyo.ConstraintList()
     m.objective = pyo.Objective(expr=sum(m.theta[s] for s in case.scenarios))
     return m
+
+
+def integer_optimality_cut(theta, bits: list, hat: list[int], value: float, lower: float):
+    """Laporte & Louveaux's (1993) integer L-shaped optimality cut, as a Pyomo inequality.
+
+    ``theta >= lower + (value - lower) * (sum_{hat=1} bit - sum_{hat=0} bit - |hat=1| + 1)``:
+    at ``hat`` the bracket is 1 and the cut says ``theta >= value`` (the
+    scenario's exact cost there); at any other 0/1 point the bracket is at
+    most 0, and the cut asks no more than ``lower``, a bound valid at every
+    point (the high-point relaxation). The reduced-cost cut comes from the
+    subproblem with the bits relaxed, whose McCormick rows are weak between
+    grid points; this one is what makes Benders exact on the grid.
+    """
+    ones = sum(hat)
+    agree = sum(b if h else -b for b, h in zip(bits, hat, strict=True))
+    return theta >= lower + (value - lower) * (agree - ones + 1)
 
 
 @dataclass(frozen=True)
@@ -631,12 +669,13 @@ class ScenarioSolution:
     soc: pd.DataFrame | None = None  # aggregator, ev, t, p_ch_kw, p_dis_kw, e_kwh
     inside_cost_usd: dict | None = None  # aggregator -> cost_usd in the model
     dual_usage: float | None = None  # largest |dual| / w over the aggregators
-    distflow_vs_ac: pd.DataFrame | None = None
+    linear_state: dict | None = None  # evgrid.kerama2025_eval.linear_state
+    distflow_vs_ac: pd.DataFrame | None = None  # filled for the best grid point only
     peak_kw: float | None = None
     solve_s: float = 0.0
 
 
-_CACHE: dict = {}  # per process: (token, scenario) -> (model, bits, info)
+_CACHE: dict = {}  # per process: (token, scenario) -> (model, bits, interface), one run's only
 
 
 def _solve_scenario(token: str, case: KeramaCase, hat: list[int], scenario: int) -> ScenarioSolution:
@@ -644,21 +683,22 @@ def _solve_scenario(token: str, case: KeramaCase, hat: list[int], scenario: int)
     import time
 
     from evgrid.fleet import fleet_schedule
-    from evgrid.kerama2025_eval import distflow_vs_ac, schedule_from_model
+    from evgrid.kerama2025_eval import linear_state, schedule_from_model
     from evgrid.solvers import InfeasibleModelError, UnboundedModelError
 
     key = (token, scenario)
     if key not in _CACHE:
-        _CACHE.clear()  # one run at a time per process
+        for old in [k for k in _CACHE if k[0] != token]:
+            del _CACHE[old]  # an earlier run's models
         model, bits = build_subproblem(case, scenario)
-        _CACHE[key] = (model, bits)
-    model, bits = _CACHE[key]
+        _CACHE[key] = (model, bits, _lp_interface(case))
+    model, bits, interface = _CACHE[key]
     for bit, value in zip(bits, hat, strict=True):
         bit.setlb(value)
         bit.setub(value)
     start = time.perf_counter()
     try:
-        res = _solve_lp(model, case, reduced_costs_of=bits)
+        res = _solve_lp(model, case, reduced_costs_of=bits, interface=interface)
     except (InfeasibleModelError, UnboundedModelError):
         return ScenarioSolution(scenario, None, [], solve_s=time.perf_counter() - start)
     one = _one_scenario(case, scenario)
@@ -680,10 +720,17 @@ def _solve_scenario(token: str, case: KeramaCase, hat: list[int], scenario: int)
         soc=pd.concat(soc, ignore_index=True),
         inside_cost_usd={a: pyo.value(model.agg[a, scenario].cost_usd) for a in case.aggregators},
         dual_usage=usage,
-        distflow_vs_ac=distflow_vs_ac(model, one, scenario),
+        linear_state=linear_state(model, scenario),
         peak_kw=pyo.value(model.peak_kw[scenario]),
         solve_s=time.perf_counter() - start,
     )
+
+
+def _lp_interface(case: KeramaCase):
+    """With HiGHS, a persistent interface: the subproblem is translated once per run, not per iteration."""
+    from evgrid.solvers import bounds_only_highs
+
+    return bounds_only_highs() if case.params.solver.solver == "highs" else None
 
 
 def _solve_lp(model: pyo.ConcreteModel, case: KeramaCase, **kwargs):
@@ -769,7 +816,7 @@ def _spread_grid_point(case: KeramaCase) -> dict[tuple[int, int], int]:
         step = case.b_max_kw[a] / top
         levels[a] = min(top, int(np.ceil(rate / step - 1e-9)) + 1)
     hat = {}
-    for idx, (a, _t) in enumerate((a, t) for a in case.aggregators for t in case.periods):
+    for idx, (a, _t) in enumerate(case.free_caps):
         for k in range(n_bits):
             hat[idx, k] = (levels[a] >> k) & 1
     return hat
@@ -844,7 +891,7 @@ def solve_benders(
             )
         master = build_master(case, initial)
         n_bits = case.params.cap_bits
-        key = [(i, k) for i in range(len(case.aggregators) * N_PERIODS) for k in range(n_bits)]
+        key = [(i, k) for i in range(len(case.free_caps)) for k in range(n_bits)]
         hat = dict.fromkeys(key, 1)  # the uncapped grid point first
         best, best_hat, best_solutions, rows = float("inf"), None, None, []
         lb, converged = sum(initial.values()), False
@@ -855,12 +902,22 @@ def solve_benders(
             for sol in solutions:
                 if sol.objective is None:
                     continue
+                theta = master.theta[sol.scenario]
                 master.cuts.add(
-                    master.theta[sol.scenario]
+                    theta
                     >= sol.objective
                     + sum(
                         rc * (master.bit[ik] - hat[ik])
                         for ik, rc in zip(key, sol.reduced_costs, strict=True)
+                    )
+                )
+                master.cuts.add(
+                    integer_optimality_cut(
+                        theta,
+                        [master.bit[ik] for ik in key],
+                        [hat[ik] for ik in key],
+                        sol.objective,
+                        initial[sol.scenario],
                     )
                 )
             if feasible:
@@ -906,9 +963,20 @@ def solve_benders(
             SolverLimitWarning,
             stacklevel=2,
         )
-    caps = {}
+    caps = {(a, t): case.b_max_kw[a] for a in case.aggregators for t in case.periods}
     step = {a: case.b_max_kw[a] / (2**n_bits - 1) for a in case.aggregators}
-    for idx, (a, t) in enumerate((a, t) for a in case.aggregators for t in case.periods):
+    for idx, (a, t) in enumerate(case.free_caps):
         caps[a, t] = step[a] * sum(2**k * best_hat[idx, k] for k in range(n_bits))
     caps_kw = pd.Series(caps).unstack()
-    return BendersResult(best, lb, trace, caps_kw, converged, best_solutions, initial)
+    from dataclasses import replace
+
+    from evgrid.kerama2025_eval import linear_vs_ac
+
+    checked = {  # DistFlow against AC, once, for the answer (not at every iteration)
+        s: replace(
+            sol,
+            distflow_vs_ac=linear_vs_ac(_one_scenario(case, s), sol.schedule, s, sol.linear_state),
+        )
+        for s, sol in best_solutions.items()
+    }
+    return BendersResult(best, lb, trace, caps_kw, converged, checked, initial)

@@ -55,6 +55,8 @@ __all__ = [
     "baseline_schedule",
     "distflow_vs_ac",
     "evaluate",
+    "linear_state",
+    "linear_vs_ac",
     "net_load_tables",
     "schedule_from_model",
 ]
@@ -377,12 +379,43 @@ def _check_schedule(case: KeramaCase, schedule: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------
 
 
+def linear_state(model: pyo.ConcreteModel, scenario: int) -> dict[str, pd.Series]:
+    """What the solved model's DistFlow says of ``scenario``: voltages, losses and import.
+
+    ``vm_pu`` is indexed by (bus, t), ``losses_kw`` and ``import_kw`` by t;
+    plain pandas objects, so a worker can return them instead of the model.
+    """
+    if not hasattr(model, "net"):
+        raise ValueError("the model has no network block (built with with_network=False)")
+    grid = model.net[scenario]
+    periods = list(model.t)
+    vm = {(b, t): math.sqrt(max(_value(grid.v_sq_pu[b, t]), 0.0)) for b, t in grid.v_sq_pu}
+    return {
+        "vm_pu": pd.Series(vm).rename_axis(["bus", "t"]),
+        "losses_kw": pd.Series(
+            [sum(_value(grid.p_loss_kw[line, t]) for line in grid.lines) for t in periods],
+            index=periods,
+        ),
+        "import_kw": pd.Series([_value(grid.p_import_kw[t]) for t in periods], index=periods),
+    }
+
+
 def distflow_vs_ac(model: pyo.ConcreteModel, case: KeramaCase, scenario: int) -> pd.DataFrame:
     """The solved model's DistFlow voltages against the AC power flow of its own schedule.
 
     The model's schedule (:func:`schedule_from_model`) at the forecast
     realisation of ``scenario`` runs through the AC power flow; its voltages
-    are compared with ``sqrt(model.net[scenario].v_sq_pu[bus, t])``.
+    are compared with ``sqrt(model.net[scenario].v_sq_pu[bus, t])``. See
+    :func:`linear_vs_ac` for the table returned.
+    """
+    state = linear_state(model, scenario)
+    return linear_vs_ac(case, schedule_from_model(model, case), scenario, state)
+
+
+def linear_vs_ac(
+    case: KeramaCase, schedule: pd.DataFrame, scenario: int, state: dict[str, pd.Series]
+) -> pd.DataFrame:
+    """A schedule's DistFlow state (:func:`linear_state`) against its AC power flow.
 
     Returns
     -------
@@ -395,26 +428,16 @@ def distflow_vs_ac(model: pyo.ConcreteModel, case: KeramaCase, scenario: int) ->
         (model ``p_import_kw`` against the AC import, worst hour) and
         ``losses_by_t`` (a table of both per hour).
     """
-    if not hasattr(model, "net"):
-        raise ValueError("the model has no network block (built with with_network=False)")
-    grid = model.net[scenario]
-    ac = _ac(case, schedule_from_model(model, case), scenario, "forecast")
-    rows = []
-    for b in case.network.buses["bus"]:
-        for t in case.periods:
-            rows.append((b, t, math.sqrt(max(_value(grid.v_sq_pu[b, t]), 0.0))))
+    ac = _ac(case, schedule[schedule["scenario"] == scenario], scenario, "forecast")
+    rows = [
+        (b, t, state["vm_pu"][b, t]) for b in case.network.buses["bus"] for t in case.periods
+    ]
     frame = pd.DataFrame(rows, columns=["bus", "t", "vm_pu_model"])
     frame.insert(1, "name", frame["bus"].map(ac.bus_name))
     vm_ac = ac.vm_pu.stack()
     frame["vm_pu_ac"] = vm_ac.reindex(pd.MultiIndex.from_frame(frame[["bus", "t"]])).to_numpy()
     frame["error_pu"] = frame["vm_pu_model"] - frame["vm_pu_ac"]
-    losses_model = pd.Series(
-        [sum(_value(grid.p_loss_kw[line, t]) for line in grid.lines) for t in case.periods],
-        index=list(case.periods),
-    )
-    import_model = pd.Series(
-        [_value(grid.p_import_kw[t]) for t in case.periods], index=list(case.periods)
-    )
+    losses_model, import_model = state["losses_kw"], state["import_kw"]
     by_t = pd.DataFrame(
         {
             "losses_kw_model": losses_model,

@@ -332,6 +332,7 @@ def solve(
     options: Mapping[str, Any] | None = None,
     warmstart: bool = False,
     reduced_costs_of: list | None = None,
+    interface: Any | None = None,
 ) -> SolveResult:
     """Solve a Pyomo model and load the solution into it.
 
@@ -360,6 +361,10 @@ def solve(
         For an LP solved to optimality, return these variables' reduced costs
         in ``SolveResult.reduced_costs`` (e.g. the subgradient of a Benders
         subproblem with respect to its linking variables).
+    interface : solver interface, optional
+        Reuse this interface object (from :func:`bounds_only_highs`) instead
+        of a new one: a model solved again through the same object is not
+        translated again, only its changed variable bounds are passed on.
 
     Returns
     -------
@@ -435,8 +440,12 @@ def solve(
     try:
         if resize_highs_pool:
             _reset_highs_thread_pool()
-        interface = _HighsWithStart if (warmstart and name == "highs") else SOLVERS[name].interface
-        results = interface().solve(model, **config)
+        if interface is None:
+            cls = _HighsWithStart if (warmstart and name == "highs") else SOLVERS[name].interface
+            interface = cls()
+        elif name != "highs" or warmstart:
+            raise ValueError("a reused interface is for HiGHS without a MIP start")
+        results = interface.solve(model, **config)
     except Exception as exc:
         if _is_size_limit_error(exc):
             s = model_size(model)
@@ -455,6 +464,32 @@ def solve(
         rc = results.solution_loader.get_reduced_costs(list(reduced_costs_of))
         result = replace(result, reduced_costs=rc)  # a pyomo ComponentMap: var -> value
     return result
+
+
+def bounds_only_highs() -> Highs:
+    """A persistent HiGHS interface for one model re-solved with only its variable bounds changed.
+
+    Pass it to :func:`solve` as ``interface`` each time: the first solve
+    translates the model; later ones send HiGHS the variables' new bounds
+    and nothing else (a Benders subproblem whose linking variables are fixed
+    by bounds). Any other change to the model (a constraint, the objective, a
+    parameter) is not seen: build a new interface then.
+    """
+    h = Highs()
+    updates = h.config.auto_updates
+    for option in (
+        "check_for_new_or_removed_constraints",
+        "check_for_new_or_removed_vars",
+        "check_for_new_or_removed_params",
+        "check_for_new_objective",
+        "update_constraints",
+        "update_parameters",
+        "update_named_expressions",
+        "update_objective",
+    ):
+        setattr(updates, option, False)
+    updates.update_vars = True
+    return h
 
 
 def _reset_highs_thread_pool() -> None:
