@@ -45,7 +45,7 @@ lab: env
 .PHONY: plots
 plots: env
 	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "dvc needs a git repository: clone evgrid with git"; exit 1; }
-	$(BIN)/python -m evgrid.plots_page --out dvc_plots
+	$(BIN)/python -m evgrid.core.plots_page --out dvc_plots
 
 lint: env
 	$(BIN)/ruff check lib tests notebooks benchmarks

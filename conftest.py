@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from evgrid.paths import OUTPUT_ROOT_ENV
+from evgrid.core.paths import OUTPUT_ROOT_ENV
 
 
 def pytest_configure(config):

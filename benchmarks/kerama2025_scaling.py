@@ -38,7 +38,7 @@ OUT = ROOT / "benchmarks" / "results"
 
 
 def _params(total_evs: int):
-    from evgrid.config import load_section
+    from evgrid.core.config import load_section
 
     base = load_section("kerama2025").model_dump()
     base["fleet"]["n_evs"] = total_evs // base["n_aggregators"]
@@ -46,7 +46,7 @@ def _params(total_evs: int):
 
 
 def _benders(total_evs: int, time_limit_s: float, queue) -> None:
-    from evgrid.config import validate_section
+    from evgrid.core.config import validate_section
     from evgrid.kerama2025 import NetworkInfeasibleError, make_instance, solve_benders
 
     warnings.simplefilter("ignore")
@@ -73,9 +73,9 @@ def _benders(total_evs: int, time_limit_s: float, queue) -> None:
 def _monolithic(total_evs: int, time_limit_s: float, queue) -> None:
     import pyomo.environ as pyo
 
-    from evgrid.config import validate_section
+    from evgrid.core.config import validate_section
     from evgrid.kerama2025 import build_single_level, make_instance, warm_start
-    from evgrid.solvers import SolverError, solve
+    from evgrid.core.solvers import SolverError, solve
 
     warnings.simplefilter("ignore")
     params = validate_section("kerama2025", _params(total_evs))

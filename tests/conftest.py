@@ -1,6 +1,6 @@
 """Shared test helpers."""
 
-from evgrid.config import FleetOptions, Kerama2025Params
+from evgrid.core.config import FleetOptions, Kerama2025Params
 from evgrid.kerama2025 import make_instance
 
 

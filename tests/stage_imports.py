@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 LIB = repo_path("lib")
 

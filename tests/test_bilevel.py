@@ -5,7 +5,7 @@ import pyomo.environ as pyo
 import pytest
 
 from evgrid.bilevel import declare_kkt
-from evgrid.solvers import solve
+from evgrid.core.solvers import solve
 
 
 def _follower_response(z: float) -> float:

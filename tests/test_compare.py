@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evgrid.compare import compare_with_paper, load_paper_values, paper_ids, within_tolerance
+from evgrid.core.compare import compare_with_paper, load_paper_values, paper_ids, within_tolerance
 
 
 def _paper():

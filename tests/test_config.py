@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from evgrid.config import (
+from evgrid.core.config import (
     SECTIONS,
     ConfigError,
     FleetOptions,
@@ -11,7 +11,7 @@ from evgrid.config import (
     load_section,
     validate_section,
 )
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 
 def _section(name):
@@ -85,7 +85,7 @@ def test_unknown_section_and_missing_file_are_reported():
 
 
 def test_runner_rejects_bad_override_before_running_anything(capsys):
-    from evgrid.run import main
+    from evgrid.core.run import main
 
     code = main(["notebooks/00_test_systems.ipynb", "--section", "test_systems",
                  "--set", "vmin_pu=2", "--out", "results/should_not_exist"])
@@ -97,7 +97,7 @@ def test_runner_rejects_bad_override_before_running_anything(capsys):
 def test_a_section_lacking_a_field_fails_instead_of_taking_the_default(tmp_path):
     import yaml as _yaml
 
-    from evgrid.config import ConfigError, load_section
+    from evgrid.core.config import ConfigError, load_section
 
     params = _yaml.safe_load(open(repo_path("params.yaml")))
     del params["eva2025"]["grid_limit_kw"]
@@ -109,7 +109,7 @@ def test_a_section_lacking_a_field_fails_instead_of_taking_the_default(tmp_path)
 
 
 def test_malformed_yaml_is_a_config_error(tmp_path):
-    from evgrid.config import ConfigError, load_section
+    from evgrid.core.config import ConfigError, load_section
 
     path = tmp_path / "params.yaml"
     path.write_text("test_systems: [unclosed\n")
@@ -120,7 +120,7 @@ def test_malformed_yaml_is_a_config_error(tmp_path):
 def test_notebook_params_takes_every_field_from_the_namespace():
     import yaml as _yaml
 
-    from evgrid.config import ConfigError, notebook_params
+    from evgrid.core.config import ConfigError, notebook_params
 
     section = _yaml.safe_load(open(repo_path("params.yaml")))["test_systems"]
     assert notebook_params("test_systems", dict(section, unrelated=1)).vmin_pu == section["vmin_pu"]

@@ -28,7 +28,7 @@ from evgrid.distflow import (
 )
 from evgrid.networks import load_ieee33
 from evgrid.powerflow import run_ac_power_flow
-from evgrid.solvers import InfeasibleModelError, solve
+from evgrid.core.solvers import InfeasibleModelError, solve
 
 AC_LOSSES_KW = 202.7  # Baran & Wu (1989)
 MIN_VOLTAGE_BUS = 17  # bus 18 in Baran & Wu's numbering

@@ -6,7 +6,7 @@ import math
 import pytest
 import yaml
 
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 from stage_imports import closure, stage_entry_modules
 
 STAGES = yaml.safe_load(repo_path("dvc.yaml").read_text())["stages"]

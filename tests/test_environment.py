@@ -6,7 +6,7 @@ import tomllib
 
 import yaml
 
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 
 def _pyproject_pins():

@@ -6,7 +6,7 @@ import pyomo.environ as pyo
 import pytest
 
 import evgrid.eva2025 as eva
-from evgrid.config import ConfigError, Eva2025Params, validate_section
+from evgrid.core.config import ConfigError, Eva2025Params, validate_section
 from evgrid.eva2025 import (
     STRATEGIES,
     EvaDay,
@@ -27,7 +27,7 @@ from evgrid.fleet import (
     simultaneous_charge_discharge,
     uncontrolled_charging,
 )
-from evgrid.solvers import solve
+from evgrid.core.solvers import solve
 
 TZ = "America/Los_Angeles"
 
@@ -443,7 +443,7 @@ def test_the_metrics_the_notebook_writes_hold_no_nan(tmp_path):
     import json
     import math
 
-    from evgrid.outputs import write_json
+    from evgrid.core.outputs import write_json
 
     # an ordinary day, and degenerate ones: no owner tariff and no V2G (a zero base),
     # flat prices (V2G never pays), an EV-less day (nothing charged at all)

@@ -12,7 +12,7 @@ from evgrid.fleet import (
     simultaneous_charge_discharge,
     uncontrolled_charging,
 )
-from evgrid.solvers import solve
+from evgrid.core.solvers import solve
 
 
 def _fleet(**changes):

@@ -6,7 +6,7 @@ import pyomo.environ as pyo
 import pytest
 
 from conftest import make_small_kerama
-from evgrid.config import FleetOptions
+from evgrid.core.config import FleetOptions
 from evgrid.fleet import FleetInfeasibleError, fleet_schedule, simultaneous_charge_discharge
 from evgrid.kerama2025 import (
     build_aggregator_lp,
@@ -15,7 +15,7 @@ from evgrid.kerama2025 import (
     shared_path_impedance,
     warm_start,
 )
-from evgrid.solvers import SolverLimitWarning, solve
+from evgrid.core.solvers import SolverLimitWarning, solve
 
 _small = make_small_kerama
 
@@ -201,7 +201,7 @@ def test_the_integer_cut_is_exact_at_its_point_and_no_stronger_than_the_bound_el
 
 
 def test_cap_hours_are_checked():
-    from evgrid.config import Kerama2025Params
+    from evgrid.core.config import Kerama2025Params
 
     with pytest.raises(ValueError, match=r"cap_hours \[24\] are not clock hours 0-23"):
         Kerama2025Params(cap_hours=[3, 24])

@@ -16,7 +16,7 @@ from evgrid.kerama2025_eval import (
     net_load_tables,
     schedule_from_model,
 )
-from evgrid.solvers import SolverLimitWarning, solve
+from evgrid.core.solvers import SolverLimitWarning, solve
 
 _small = make_small_kerama
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import make_small_kerama
-from evgrid.config import ConfigError, Kerama2025Params, SweepPoint
+from evgrid.core.config import ConfigError, Kerama2025Params, SweepPoint
 from evgrid.kerama2025 import (
     _one_scenario,
     build_single_level,
@@ -15,7 +15,7 @@ from evgrid.kerama2025 import (
     time_of_use_prices,
 )
 from evgrid.kerama2025_sweep import point_params, run_point
-from evgrid.solvers import SolverLimitWarning, solve
+from evgrid.core.solvers import SolverLimitWarning, solve
 
 
 def test_value_function_lp_equals_the_strong_duality_subproblem_at_the_same_caps():

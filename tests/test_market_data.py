@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from evgrid import market_data as md
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 HEADER = "Country,Datetime (UTC),Datetime (Local),Price (EUR/MWhe)\n"
 

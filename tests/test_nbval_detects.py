@@ -6,7 +6,7 @@ import sys
 import nbformat
 import pytest
 
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 
 def _notebook(path, source, stored):

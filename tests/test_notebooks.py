@@ -7,7 +7,7 @@ import nbformat
 import pytest
 import yaml
 
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 NOTEBOOKS = sorted(repo_path("notebooks").glob("*.ipynb"))
 STAGES = yaml.safe_load(repo_path("dvc.yaml").read_text())["stages"]
@@ -95,5 +95,5 @@ def test_notebooks_take_the_whole_section_and_write_only_under_the_output_root(n
     assert "validate_section(" not in source
     for writer in (".to_csv(", ".write_text(", ".savefig(", "json.dump("):
         assert writer not in source, (
-            f"{notebook.name}: write results with evgrid.outputs (atomic, rounded), not {writer}")
+            f"{notebook.name}: write results with evgrid.core.outputs (atomic, rounded), not {writer}")
     assert "repo_path(params.results_dir)" not in source and "repo_path(params.figures_dir)" not in source

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evgrid.outputs import round_significant, save_figure, write_csv, write_json
-from evgrid.paths import OUTPUT_ROOT_ENV, output_path, output_root, repo_root
+from evgrid.core.outputs import round_significant, save_figure, write_csv, write_json
+from evgrid.core.paths import OUTPUT_ROOT_ENV, output_path, output_root, repo_root
 
 
 def test_round_significant():

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from evgrid import plots_page
-from evgrid.paths import repo_path
+from evgrid.core import plots_page
+from evgrid.core.paths import repo_path
 
 SCRIPT_SRC = re.compile(r"<script\b[^>]*\bsrc\s*=", re.IGNORECASE)
 REMOTE_URL = re.compile(r"(?i)\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//")
@@ -50,7 +50,7 @@ def test_make_plots_command_writes_an_offline_page(tmp_path):
     """The command `make plots` runs, in the real repository, into tmp_path."""
     out, template = tmp_path / "dvc_plots", tmp_path / "template.html"
     result = subprocess.run(
-        [sys.executable, "-m", "evgrid.plots_page", "--out", str(out), "--template", str(template)],
+        [sys.executable, "-m", "evgrid.core.plots_page", "--out", str(out), "--template", str(template)],
         cwd=repo_path(),
         capture_output=True,
         text=True,
@@ -86,7 +86,7 @@ def _stand_in_profiles(folder: Path, names: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def scratch_page(tmp_path_factory):
-    """`dvc plots show` through evgrid.plots_page in a scratch copy of the plots definition."""
+    """`dvc plots show` through evgrid.core.plots_page in a scratch copy of the plots definition."""
     root = tmp_path_factory.mktemp("plots-repo")
     plots = yaml.safe_load(repo_path("dvc.yaml").read_text())["plots"]
     (root / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}, sort_keys=False))

@@ -8,14 +8,14 @@ the others check the deviations machinery on small files.
 import pandas as pd
 import pytest
 
-from evgrid.compare import (
+from evgrid.core.compare import (
     CATEGORIES,
     attach_reasons,
     load_deviations,
     stale_deviations,
     unexplained,
 )
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 PAPER_VALUES = "data/paper_values"
 

@@ -3,11 +3,11 @@
 import subprocess
 import sys
 
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 
 def _run_stage_into(out):
-    cmd = [sys.executable, "-m", "evgrid.run", "notebooks/00_test_systems.ipynb",
+    cmd = [sys.executable, "-m", "evgrid.core.run", "notebooks/00_test_systems.ipynb",
            "--section", "test_systems", "--out", str(out)]
     done = subprocess.run(cmd, cwd=repo_path(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -23,10 +23,10 @@ import pytest
 import yaml
 from jupyter_client.kernelspec import find_kernel_specs
 
-import evgrid.run as runner
-from evgrid.config import SECTIONS, load_section
-from evgrid.paths import repo_path, repo_root
-from evgrid.run import LOG_DIR, STAGING_DIR, apply_overrides, main, run_notebook
+import evgrid.core.run as runner
+from evgrid.core.config import SECTIONS, load_section
+from evgrid.core.paths import repo_path, repo_root
+from evgrid.core.run import LOG_DIR, STAGING_DIR, apply_overrides, main, run_notebook
 
 needs_kernel = pytest.mark.skipif(
     "evgrid" not in find_kernel_specs(), reason="the 'evgrid' Jupyter kernel is not installed (make env)"
@@ -41,7 +41,7 @@ ieee13_tolerance_pu = 0.002
 results_dir = "results/test_systems"
 figures_dir = "figures"
 """
-PREAMBLE = "import os, time\nfrom evgrid.paths import output_path\n"
+PREAMBLE = "import os, time\nfrom evgrid.core.paths import output_path\n"
 WRITE_CSV = 'output_path(results_dir, "x.csv").write_text(os.environ["EVGRID_OUTPUT_ROOT"] + "\\n" + str(vmin_pu))\n'
 
 
@@ -308,7 +308,7 @@ def test_sections_used_here_exist():
 
 
 def _runner_cmd(notebook: Path, params_file: Path, root: Path) -> list[str]:
-    return [sys.executable, "-m", "evgrid.run", str(notebook), "--section", "test_systems",
+    return [sys.executable, "-m", "evgrid.core.run", str(notebook), "--section", "test_systems",
             "--params", str(params_file), "--root", str(root)]
 
 

@@ -1,4 +1,4 @@
-"""Tests of the solver layer (:mod:`evgrid.solvers`).
+"""Tests of the solver layer (:mod:`evgrid.core.solvers`).
 
 Every instance is tiny or has a known answer: the LP optimum is computed by
 hand, the knapsack optimum by brute force, and the limit tests use instances
@@ -17,8 +17,8 @@ import pyomo.environ as pyo
 import pytest
 from pyomo.contrib.solver.common.base import Availability
 
-from evgrid import solvers
-from evgrid.solvers import (
+from evgrid.core import solvers
+from evgrid.core.solvers import (
     InfeasibleModelError,
     NoIncumbentError,
     SolverError,
@@ -346,7 +346,7 @@ def test_bad_arguments_are_rejected() -> None:
 
 
 def test_a_bounds_only_interface_sees_new_bounds_and_matches_a_fresh_solve():
-    from evgrid.solvers import bounds_only_highs
+    from evgrid.core.solvers import bounds_only_highs
 
     m = pyo.ConcreteModel()
     m.x = pyo.Var(bounds=(0, 10))

@@ -72,7 +72,7 @@ import pyomo.environ as pyo
 
 from evgrid.networks._tables import NetworkData
 from evgrid.powerflow import run_ac_power_flow
-from evgrid.solvers import solve
+from evgrid.core.solvers import solve
 
 __all__ = [
     "CURRENT_LIMIT_POLYGON_SIDES",
@@ -925,7 +925,7 @@ def distflow_vs_ac(
         ``sqrt(v_sq_pu)``), ``vm_pu_ac``, ``error_pu = vm_pu - vm_pu_ac``.
         ``attrs`` holds the summary: ``losses_kw`` (DistFlow), ``losses_kw_ac``,
         ``losses_error_pct``, ``max_abs_error_pu``, ``losses``, ``n_segments``
-        and ``solve`` (the :class:`~evgrid.solvers.SolveResult`).
+        and ``solve`` (the :class:`~evgrid.core.solvers.SolveResult`).
     """
     v_source = 1.0
     ext_grid = getattr(network.net, "ext_grid", None)

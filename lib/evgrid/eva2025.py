@@ -77,7 +77,7 @@ from evgrid.fleet import (
     simultaneous_charge_discharge,
     uncontrolled_charging,
 )
-from evgrid.solvers import InfeasibleModelError, solve
+from evgrid.core.solvers import InfeasibleModelError, solve
 
 Strategy = Literal["uncontrolled", "smart", "v2g", "v2g_dr"]
 STRATEGIES: tuple[Strategy, ...] = ("uncontrolled", "smart", "v2g", "v2g_dr")
@@ -1404,9 +1404,9 @@ def run_month_files(month: str, params_file: str = "params.yaml", *, progress: b
     ``<results_dir>/months/<month>.csv``: one row per (day, variant,
     strategy), no wall-clock times; ``<month>_load.csv``: the hourly net load.
     """
-    from evgrid.config import load_section, validate_section
-    from evgrid.outputs import write_csv
-    from evgrid.paths import output_path
+    from evgrid.core.config import load_section, validate_section
+    from evgrid.core.outputs import write_csv
+    from evgrid.core.paths import output_path
 
     base = load_section("eva2025", params_file)
     params = validate_section("eva2025", {**base.model_dump(), "month": month})
@@ -1427,7 +1427,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from evgrid.config import ConfigError
+    from evgrid.core.config import ConfigError
 
     parser = argparse.ArgumentParser(prog="python -m evgrid.eva2025",
                                      description="Run one month of the EV-aggregator market study.")

@@ -30,10 +30,10 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from evgrid.bilevel import KktInfo, declare_binary_grid, declare_kkt, declare_strong_duality
-from evgrid.config import Kerama2025Params
+from evgrid.core.config import Kerama2025Params
 from evgrid.fleet import check_fleet, declare_ev_fleet
 from evgrid.networks import NetworkData, load_ieee33
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 HORIZON_START_HOUR = 12
 N_PERIODS = 24
@@ -252,7 +252,7 @@ VALUE_FUNCTION_TOL = 1e-8
 
 def follower_optimum(case: KeramaCase, aggregator: int, scenario: int, caps_kw=None) -> float:
     """``phi``: the aggregator's least cost (minus its Eq. 8 profit) at the given caps, alone."""
-    from evgrid.solvers import solve
+    from evgrid.core.solvers import solve
 
     model = build_aggregator_lp(case, aggregator, scenario, caps_kw)
     return solve(model).objective
@@ -480,7 +480,7 @@ def warm_start(model: pyo.ConcreteModel, case: KeramaCase, info: SingleLevelInfo
     Returns False (values left as they were) if that LP is infeasible, e.g.
     when the uncapped response violates the network limits.
     """
-    from evgrid.solvers import SolverError, solve
+    from evgrid.core.solvers import SolverError, solve
 
     fixed = []
 
@@ -684,7 +684,7 @@ def _solve_scenario(token: str, case: KeramaCase, hat: list[int], scenario: int)
 
     from evgrid.fleet import fleet_schedule
     from evgrid.kerama2025_eval import linear_state, schedule_from_model
-    from evgrid.solvers import InfeasibleModelError, UnboundedModelError
+    from evgrid.core.solvers import InfeasibleModelError, UnboundedModelError
 
     key = (token, scenario)
     if key not in _CACHE:
@@ -728,7 +728,7 @@ def _solve_scenario(token: str, case: KeramaCase, hat: list[int], scenario: int)
 
 def _lp_interface(case: KeramaCase):
     """With HiGHS, a persistent interface: the subproblem is translated once per run, not per iteration."""
-    from evgrid.solvers import bounds_only_highs
+    from evgrid.core.solvers import bounds_only_highs
 
     return bounds_only_highs() if case.params.solver.solver == "highs" else None
 
@@ -740,7 +740,7 @@ def _solve_lp(model: pyo.ConcreteModel, case: KeramaCase, **kwargs):
     vertex and its reduced costs are exact) takes 2.6 s where dual simplex
     takes 4.3 s per strong-duality subproblem.
     """
-    from evgrid.solvers import solve
+    from evgrid.core.solvers import solve
 
     name = case.params.solver.solver
     options = {"solver": "ipm"} if name == "highs" else None
@@ -753,7 +753,7 @@ def _high_point_bound(case: KeramaCase, scenario: int) -> float | None:
     None if it is infeasible: then no schedule of the fleets, however
     cooperative, meets the network constraints in that scenario.
     """
-    from evgrid.solvers import InfeasibleModelError
+    from evgrid.core.solvers import InfeasibleModelError
 
     model, _info = build_single_level(_one_scenario(case, scenario), lower_level="high_point")
     try:
@@ -843,7 +843,7 @@ def solve_benders(
     grid point at which every scenario is feasible. Stops when the relative
     gap is at most ``tol``; otherwise, after ``max_iterations`` or
     ``time_limit_s``, returns with ``converged=False`` and a
-    :class:`evgrid.solvers.SolverLimitWarning` that states the gap.
+    :class:`evgrid.core.solvers.SolverLimitWarning` that states the gap.
     """
     import sys
     import time
@@ -853,7 +853,7 @@ def solve_benders(
 
     from tqdm import tqdm  # plain text on stdout: no widget, nothing on stderr
 
-    from evgrid.solvers import SolverLimitWarning, solve
+    from evgrid.core.solvers import SolverLimitWarning, solve
 
     start = time.perf_counter()
     if workers < 1:

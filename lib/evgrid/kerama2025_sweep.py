@@ -6,7 +6,7 @@ the sweep before solving any, and for each point solves the bi-level model
 (:func:`evgrid.kerama2025.solve_benders`) and the uncontrolled baseline,
 verifies both with AC power flows (:func:`evgrid.kerama2025_eval.evaluate`)
 and writes one row per point to ``<results_dir>/<sweep>.csv`` (under
-:func:`evgrid.paths.output_root`). The file holds no wall-clock times, so that
+:func:`evgrid.core.paths.output_root`). The file holds no wall-clock times, so that
 a re-run that solves the same points gives the same bytes; the time of each
 point is printed instead.
 """
@@ -21,15 +21,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from evgrid.config import (
+from evgrid.core.config import (
     ConfigError,
     Kerama2025Params,
     Kerama2025SweepsParams,
     load_section,
     validate_section,
 )
-from evgrid.outputs import write_csv
-from evgrid.paths import output_path
+from evgrid.core.outputs import write_csv
+from evgrid.core.paths import output_path
 
 SWEEPS = ("budget", "degradation", "price", "fleet")
 
@@ -76,7 +76,7 @@ def run_point(params: Kerama2025Params, *, workers: int = 2) -> dict[str, float]
     """
     from evgrid.kerama2025 import NetworkInfeasibleError, make_instance, solve_benders
     from evgrid.kerama2025_eval import baseline_schedule, evaluate
-    from evgrid.solvers import InfeasibleModelError
+    from evgrid.core.solvers import InfeasibleModelError
 
     start = time.perf_counter()
     case = make_instance(params)

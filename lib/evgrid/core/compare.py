@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 KEYS = ["table", "row", "column"]
 STATUSES = ("match", "differs", "not computed", "no paper value")

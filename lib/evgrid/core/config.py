@@ -1,7 +1,7 @@
 """Validated notebook parameters: one pydantic model per ``params.yaml`` section.
 
 Every notebook's parameters come from one section of ``params.yaml``. The
-runner (:mod:`evgrid.run`) and the notebooks validate a section here before
+runner (:mod:`evgrid.core.run`) and the notebooks validate a section here before
 anything is built, so a wrong value fails at once with the field, the value
 and the allowed range::
 
@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from evgrid.paths import repo_path
+from evgrid.core.paths import repo_path
 
 NetworkName = Literal["ieee33", "ieee14", "ieee14_villanueva2025", "ieee13"]
 SolverName = Literal["highs", "gurobi", "scip"]
@@ -36,7 +36,7 @@ class _Section(BaseModel):
 
 
 class SolverOptions(_Section):
-    """How to solve an optimisation model (see :func:`evgrid.solvers.solve`)."""
+    """How to solve an optimisation model (see :func:`evgrid.core.solvers.solve`)."""
 
     solver: SolverName = Field("highs", description="MILP/LP solver; HiGHS needs no licence")
     time_limit_s: float | None = Field(

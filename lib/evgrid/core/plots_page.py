@@ -11,8 +11,8 @@ The template has DVC's ``{plot_divs}`` and ``{refresh_tag}`` placeholders but
 deliberately no ``{scripts}``: that is where DVC would put its CDN
 ``<script src=...>`` tags. Nothing is downloaded at run time.
 
-    python -m evgrid.plots_page                 # -> dvc_plots/index.html
-    python -m evgrid.plots_page --out /tmp/p    # elsewhere
+    python -m evgrid.core.plots_page                 # -> dvc_plots/index.html
+    python -m evgrid.core.plots_page --out /tmp/p    # elsewhere
 
 The template is kept (``build/dvc_plots_template.html`` by default), so
 ``dvc plots diff --html-template build/dvc_plots_template.html`` works offline too.
@@ -114,7 +114,7 @@ def render(
     repository root).
     """
     if cwd is None:
-        from evgrid.paths import repo_root
+        from evgrid.core.paths import repo_root
 
         cwd = repo_root()
     cwd = Path(cwd)

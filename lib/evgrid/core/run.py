@@ -2,8 +2,8 @@
 
 Usage (from the repo root; the first form is what every ``dvc.yaml`` stage calls)::
 
-    python -m evgrid.run notebooks/00_test_systems.ipynb --section test_systems
-    python -m evgrid.run NOTEBOOK --section NAME --out /tmp/try1 --set solver.time_limit_s=60
+    python -m evgrid.core.run notebooks/00_test_systems.ipynb --section test_systems
+    python -m evgrid.core.run NOTEBOOK --section NAME --out /tmp/try1 --set solver.time_limit_s=60
 
 **Pipeline run** (no ``--out``, no ``--set``). The runner
 
@@ -70,8 +70,8 @@ import psutil
 import yaml
 from pydantic import BaseModel
 
-from evgrid.config import SECTIONS, ConfigError, load_section, validate_section
-from evgrid.paths import OUTPUT_ROOT_ENV, repo_root
+from evgrid.core.config import SECTIONS, ConfigError, load_section, validate_section
+from evgrid.core.paths import OUTPUT_ROOT_ENV, repo_root
 
 KERNEL_NAME = "evgrid"
 #: Folder (under the repo root) holding the staging folders of pipeline runs.
@@ -169,7 +169,7 @@ def run_notebook(
     ``root`` also holds the staging and log folders; the notebook always runs
     with the repo root as working directory.
 
-    Raises :class:`RunError` or :class:`~evgrid.config.ConfigError` before
+    Raises :class:`RunError` or :class:`~evgrid.core.config.ConfigError` before
     executing anything, :class:`NotebookFailed` when the notebook fails and
     :class:`Interrupted` (or ``KeyboardInterrupt``) when stopped; in all three
     cases nothing is moved into ``root`` and no kernel is left running.
@@ -273,7 +273,7 @@ def apply_overrides(section: str, values: dict[str, Any], overrides: dict[str, A
     """``values`` with ``overrides`` applied: dotted keys, mappings merged into their block.
 
     A key that is not a field of the section (or of the block it names) raises
-    :class:`~evgrid.config.ConfigError` naming the key and the known fields.
+    :class:`~evgrid.core.config.ConfigError` naming the key and the known fields.
     """
     model = SECTIONS[section]
     merged = values
@@ -447,7 +447,7 @@ def _failure(nb_path: Path, executed: Path, error: BaseException, root: Path) ->
 def _write_log(log_path: Path, header: str, body: str) -> None:
     stamp = _dt.datetime.now().isoformat(timespec="seconds")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text(f"{stamp} python -m evgrid.run {' '.join(sys.argv[1:])}\n{header}\n{body}\n")
+    log_path.write_text(f"{stamp} python -m evgrid.core.run {' '.join(sys.argv[1:])}\n{header}\n{body}\n")
 
 
 def _install(staging: Path, root: Path) -> None:
@@ -676,7 +676,7 @@ def _stop_on_signals() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evgrid.run", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evgrid.core.run", description=__doc__.split("\n")[0])
     parser.add_argument("notebook", help="notebook to execute, e.g. notebooks/00_test_systems.ipynb")
     parser.add_argument("--section", required=True, help="params.yaml section to inject")
     parser.add_argument(
