@@ -539,7 +539,7 @@ def _utc_prices(first_local_day, days=9, tz="Europe/Amsterdam"):
 
 
 def _clock_inputs(price_day, acn_day, rows):
-    from evgrid.market_data import load_bdew_profile
+    from evgrid.data.market import load_bdew_profile
 
     sessions = pd.concat([
         _sessions(rows, date=acn_day),

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from evgrid import market_data as md
+from evgrid.data import market as md
 from evgrid.core.paths import repo_path
 
 HEADER = "Country,Datetime (UTC),Datetime (Local),Price (EUR/MWhe)\n"

