@@ -74,8 +74,8 @@ def _monolithic(total_evs: int, time_limit_s: float, queue) -> None:
     import pyomo.environ as pyo
 
     from evgrid.core.config import validate_section
-    from evgrid.kerama2025 import build_single_level, make_instance, warm_start
     from evgrid.core.solvers import SolverError, solve
+    from evgrid.kerama2025 import build_single_level, make_instance, warm_start
 
     warnings.simplefilter("ignore")
     params = validate_section("kerama2025", _params(total_evs))

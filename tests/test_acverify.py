@@ -7,7 +7,7 @@ import pandapower as pp
 import pandas as pd
 import pytest
 
-from evgrid.acverify import ac_time_series
+from evgrid.analysis.acverify import ac_time_series
 from evgrid.networks import load_ieee33
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-from evgrid.bilevel import declare_kkt
 from evgrid.core.solvers import solve
+from evgrid.formulations.bilevel import declare_kkt
 
 
 def _follower_response(z: float) -> float:
@@ -70,7 +70,7 @@ def test_kkt_rejects_unbounded_follower_variables():
 
 
 def _single_level_sd(n_bits=6):
-    from evgrid.bilevel import declare_binary_grid, declare_strong_duality
+    from evgrid.formulations.bilevel import declare_binary_grid, declare_strong_duality
 
     m = pyo.ConcreteModel()
     m.z = pyo.Var(bounds=(0, 10))
@@ -88,7 +88,7 @@ def _single_level_sd(n_bits=6):
 
 
 def test_strong_duality_on_a_grid_matches_kkt_on_the_same_grid():
-    from evgrid.bilevel import declare_binary_grid
+    from evgrid.formulations.bilevel import declare_binary_grid
 
     sd = _single_level_sd(n_bits=3)  # z in {0, 10/7, 20/7, ..., 10}
     assert solve(sd).ok

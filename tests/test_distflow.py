@@ -1,4 +1,4 @@
-"""Linearised DistFlow (:mod:`evgrid.distflow`) against pandapower's AC power flow.
+"""Linearised DistFlow (:mod:`evgrid.formulations.distflow`) against pandapower's AC power flow.
 
 The reference is the IEEE 33-bus feeder of Baran & Wu (1989): 202.7 kW of
 losses and 0.9131 pu at bus 18 (index 17) in the AC power flow. The
@@ -18,17 +18,12 @@ import pandas as pd
 import pyomo.environ as pyo
 import pytest
 
-from evgrid.distflow import (
-    build_distflow_check_model,
-    declare_lindistflow,
-    default_flow_bounds_kw,
-    distflow_vs_ac,
-    linearisation_error,
-    radial_lines,
-)
-from evgrid.networks import load_ieee33
-from evgrid.powerflow import run_ac_power_flow
+from evgrid.analysis.distflow_check import build_distflow_check_model, distflow_vs_ac
+from evgrid.analysis.powerflow import run_ac_power_flow
 from evgrid.core.solvers import InfeasibleModelError, solve
+from evgrid.formulations.distflow import declare_lindistflow, default_flow_bounds_kw, radial_lines
+from evgrid.formulations.pwl import linearisation_error
+from evgrid.networks import load_ieee33
 
 AC_LOSSES_KW = 202.7  # Baran & Wu (1989)
 MIN_VOLTAGE_BUS = 17  # bus 18 in Baran & Wu's numbering

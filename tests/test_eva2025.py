@@ -7,6 +7,7 @@ import pytest
 
 import evgrid.eva2025 as eva
 from evgrid.core.config import ConfigError, Eva2025Params, validate_section
+from evgrid.core.solvers import solve
 from evgrid.eva2025 import (
     STRATEGIES,
     EvaDay,
@@ -20,14 +21,13 @@ from evgrid.eva2025 import (
     run_strategy,
     sessions_to_fleet,
 )
-from evgrid.fleet import (
+from evgrid.formulations.fleet import (
     FleetInfeasibleError,
     declare_ev_fleet,
     fleet_schedule,
     simultaneous_charge_discharge,
     uncontrolled_charging,
 )
-from evgrid.core.solvers import solve
 
 TZ = "America/Los_Angeles"
 

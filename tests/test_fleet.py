@@ -4,7 +4,8 @@ import pandas as pd
 import pyomo.environ as pyo
 import pytest
 
-from evgrid.fleet import (
+from evgrid.core.solvers import solve
+from evgrid.formulations.fleet import (
     FleetInfeasibleError,
     check_fleet,
     declare_ev_fleet,
@@ -12,7 +13,6 @@ from evgrid.fleet import (
     simultaneous_charge_discharge,
     uncontrolled_charging,
 )
-from evgrid.core.solvers import solve
 
 
 def _fleet(**changes):

@@ -7,7 +7,12 @@ import pytest
 
 from conftest import make_small_kerama
 from evgrid.core.config import FleetOptions
-from evgrid.fleet import FleetInfeasibleError, fleet_schedule, simultaneous_charge_discharge
+from evgrid.core.solvers import SolverLimitWarning, solve
+from evgrid.formulations.fleet import (
+    FleetInfeasibleError,
+    fleet_schedule,
+    simultaneous_charge_discharge,
+)
 from evgrid.kerama2025 import (
     build_aggregator_lp,
     build_single_level,
@@ -15,7 +20,6 @@ from evgrid.kerama2025 import (
     shared_path_impedance,
     warm_start,
 )
-from evgrid.core.solvers import SolverLimitWarning, solve
 
 _small = make_small_kerama
 

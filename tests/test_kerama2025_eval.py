@@ -8,6 +8,7 @@ import pyomo.environ as pyo
 import pytest
 
 from conftest import make_small_kerama
+from evgrid.core.solvers import SolverLimitWarning, solve
 from evgrid.kerama2025 import DT_H, build_single_level, warm_start
 from evgrid.kerama2025_eval import (
     baseline_schedule,
@@ -16,7 +17,6 @@ from evgrid.kerama2025_eval import (
     net_load_tables,
     schedule_from_model,
 )
-from evgrid.core.solvers import SolverLimitWarning, solve
 
 _small = make_small_kerama
 

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import make_small_kerama
 from evgrid.core.config import ConfigError, Kerama2025Params, SweepPoint
+from evgrid.core.solvers import SolverLimitWarning, solve
 from evgrid.kerama2025 import (
     _one_scenario,
     build_single_level,
@@ -15,7 +16,6 @@ from evgrid.kerama2025 import (
     time_of_use_prices,
 )
 from evgrid.kerama2025_sweep import point_params, run_point
-from evgrid.core.solvers import SolverLimitWarning, solve
 
 
 def test_value_function_lp_equals_the_strong_duality_subproblem_at_the_same_caps():

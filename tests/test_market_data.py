@@ -8,8 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from evgrid.data import market as md
 from evgrid.core.paths import repo_path
+from evgrid.data import market as md
 
 HEADER = "Country,Datetime (UTC),Datetime (Local),Price (EUR/MWhe)\n"
 

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
+from evgrid.analysis.powerflow import run_ac_opf, run_ac_power_flow
 from evgrid.networks import load_ieee14, load_ieee33
-from evgrid.powerflow import run_ac_opf, run_ac_power_flow
 
 
 def test_ieee33_matches_baran_wu_losses_and_minimum_voltage():

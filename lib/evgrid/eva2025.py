@@ -24,7 +24,7 @@ makes that model precise and runs it on real data:
   (:func:`site_load_kw`); it is the non-EV load that demand response shifts.
 
 Per EV the battery is the shared fleet component
-(:func:`evgrid.fleet.declare_ev_fleet`, also Kerama's lower level): SOC
+(:func:`evgrid.formulations.fleet.declare_ev_fleet`, also Kerama's lower level): SOC
 dynamics with efficiencies (3.2), capacity limits (3.2), charger limits, the
 plug-in window and the energy required at departure. The grid constraint caps
 the site's net import and export (``grid_limit_kw``, a transformer rating).
@@ -68,7 +68,8 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from evgrid.fleet import (
+from evgrid.core.solvers import InfeasibleModelError, solve
+from evgrid.formulations.fleet import (
     FLEET_COLUMNS,
     FleetInfeasibleError,
     check_fleet,
@@ -77,7 +78,6 @@ from evgrid.fleet import (
     simultaneous_charge_discharge,
     uncontrolled_charging,
 )
-from evgrid.core.solvers import InfeasibleModelError, solve
 
 Strategy = Literal["uncontrolled", "smart", "v2g", "v2g_dr"]
 STRATEGIES: tuple[Strategy, ...] = ("uncontrolled", "smart", "v2g", "v2g_dr")
@@ -107,7 +107,7 @@ class EvaDay:
     buy_eur_per_kwh, sell_eur_per_kwh : numpy.ndarray
         What the aggregator pays per kWh bought and gets per kWh sold.
     fleet : pandas.DataFrame
-        The EVs, as :data:`evgrid.fleet.FLEET_COLUMNS` plus ``session_id``.
+        The EVs, as :data:`evgrid.formulations.fleet.FLEET_COLUMNS` plus ``session_id``.
     site_load_kw : numpy.ndarray
         The non-EV load of each hour (kW).
     grid_limit_kw : float
@@ -222,7 +222,7 @@ def sessions_to_fleet(
         charge on arrival.
     on_unreachable : {"raise", "cap"}
         What to do with a session whose required energy cannot be delivered:
-        ``"raise"`` a :class:`evgrid.fleet.FleetInfeasibleError` naming each
+        ``"raise"`` a :class:`evgrid.formulations.fleet.FleetInfeasibleError` naming each
         one, or ``"cap"`` its requirement at what is reachable and list it in
         ``fleet.attrs["capped"]`` (never silently).
     cap_rule : {"window_and_battery", "window"}
@@ -235,7 +235,7 @@ def sessions_to_fleet(
     Returns
     -------
     pandas.DataFrame
-        One row per session with :data:`evgrid.fleet.FLEET_COLUMNS` and
+        One row per session with :data:`evgrid.formulations.fleet.FLEET_COLUMNS` and
         ``session_id``, ``delivered_kwh``, ``arrival_h``, ``departure_h``.
         ``arrival_h`` is the arrival's position on the price day (hours, by
         local clock time) and ``departure_h = arrival_h`` + the session's real
@@ -334,7 +334,7 @@ def hour_fractions(fleet: pd.DataFrame) -> dict[tuple[str, int], float]:
 def uncontrolled_schedule(fleet: pd.DataFrame, n_periods: int) -> pd.DataFrame:
     """Strategy 1: every EV charges at full power from the moment it arrives until it has its need.
 
-    :func:`evgrid.fleet.uncontrolled_charging` with ``target="required"``,
+    :func:`evgrid.formulations.fleet.uncontrolled_charging` with ``target="required"``,
     sub-hourly: in the arrival and departure hours the charger runs only for
     the plugged-in share of the hour (:func:`hour_fractions`), so an EV
     arriving at 08:40 charges 1/3 of an hour at full power in hour 8.
@@ -399,7 +399,7 @@ def build_aggregator_schedule(
     ``b_t, d_t >= 0`` (bought and sold energy), the site load ``L'_t`` (fixed,
     or shifted by demand response: ``L'_t = L_t + up_t - down_t``,
     ``up_t, down_t <= phi L_t``, ``sum_t up_t = sum_t down_t``), the EV block
-    of :func:`evgrid.fleet.declare_ev_fleet` ((3.2): SOC dynamics, capacity,
+    of :func:`evgrid.formulations.fleet.declare_ev_fleet` ((3.2): SOC dynamics, capacity,
     charger, window and required energy) and the grid limit (3.2),
     ``-G <= b_t - d_t <= G``.
 

@@ -29,11 +29,16 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from evgrid.bilevel import KktInfo, declare_binary_grid, declare_kkt, declare_strong_duality
 from evgrid.core.config import Kerama2025Params
-from evgrid.fleet import check_fleet, declare_ev_fleet
-from evgrid.networks import NetworkData, load_ieee33
 from evgrid.core.paths import repo_path
+from evgrid.formulations.bilevel import (
+    KktInfo,
+    declare_binary_grid,
+    declare_kkt,
+    declare_strong_duality,
+)
+from evgrid.formulations.fleet import check_fleet, declare_ev_fleet
+from evgrid.networks import NetworkData, load_ieee33
 
 HORIZON_START_HOUR = 12
 N_PERIODS = 24
@@ -56,7 +61,7 @@ class KeramaCase:
     load_kw: pd.DataFrame  # bus x t, forecast
     load_kvar: pd.DataFrame  # bus x t, forecast
     pv_kw: dict[int, pd.DataFrame]  # scenario -> bus x t
-    fleets: dict[int, pd.DataFrame]  # scenario -> fleet table (evgrid.fleet columns)
+    fleets: dict[int, pd.DataFrame]  # scenario -> fleet table (evgrid.formulations.fleet columns)
     probability: np.ndarray
     aggregator_bus: dict[int, int]
     b_max_kw: dict[int, float]
@@ -121,7 +126,7 @@ def make_instance(params: Kerama2025Params) -> KeramaCase:
     on PV output, uniform on [0.6, 1.0], and (ii) each EV's arrival and
     departure hours (normal, rounded, clipped to 13-23 h and 5-11 h) and
     arrival state of charge (uniform). Every EV is checked to be servable
-    before any model is built (:func:`evgrid.fleet.check_fleet`).
+    before any model is built (:func:`evgrid.formulations.fleet.check_fleet`).
     """
     network = load_ieee33(vmin_pu=params.vmin_pu, vmax_pu=params.vmax_pu)
     clock = (HORIZON_START_HOUR + np.arange(N_PERIODS)) % 24
@@ -194,7 +199,7 @@ def declare_aggregator(
 ) -> None:
     """The aggregator's problem (Kerama Eqs. 8-14) on ``block``, as an LP.
 
-    Adds the fleet (:func:`evgrid.fleet.declare_ev_fleet`, no binaries: see
+    Adds the fleet (:func:`evgrid.formulations.fleet.declare_ev_fleet`, no binaries: see
     its docstring for when dropping Eq. 15 is exact), export and import bids
     ``b_exp_kw`` / ``b_imp_kw`` within ``b_max_kw`` (Eq. 10), their balance
     with the fleet (Eq. 9), the leader's import cap ``b_imp_kw[t] <=
@@ -283,7 +288,7 @@ def build_single_level(
 
     Upper level (Eq. 1): minimise the expected cost of the substation import
     plus ``alpha`` times each scenario's peak import. Per scenario, the
-    DistFlow model (Eqs. 2-7, :func:`evgrid.distflow.declare_lindistflow`)
+    DistFlow model (Eqs. 2-7, :func:`evgrid.formulations.distflow.declare_lindistflow`)
     carries the forecast load minus PV plus the aggregators' net imports; with
     ``robust``, voltage limits hold for every load/PV realisation within the
     budgets (:func:`robust_voltage_margins`). Without ``with_network`` the
@@ -292,10 +297,10 @@ def build_single_level(
     Lower level: one aggregator problem per aggregator and scenario
     (:func:`declare_aggregator`) replaced by its optimality conditions:
     ``params.reformulation = "kkt"`` uses complementarity with one binary per
-    follower inequality (:func:`evgrid.bilevel.declare_kkt`);
+    follower inequality (:func:`evgrid.formulations.bilevel.declare_kkt`);
     ``"strong_duality"`` puts the caps on a grid of ``2**cap_bits`` levels and
     uses dual feasibility plus strong duality, whose only binaries are the
-    grid's (:func:`evgrid.bilevel.declare_strong_duality`). On the same grid
+    grid's (:func:`evgrid.formulations.bilevel.declare_strong_duality`). On the same grid
     the two are equivalent. Leader decision: ``cap_kw[a, t]`` for the
     ``case.free_caps`` (every hour, or ``params.cap_hours``); the others are
     fixed at the bid bound and left out of the aggregators' problems.
@@ -373,7 +378,7 @@ def build_single_level(
 
     m.p_import_kw = pyo.Var(m.s, m.t, bounds=(-1e5, 1e5), doc="substation import P0 (kW), Eq. (7)")
     if with_network:
-        from evgrid.distflow import declare_lindistflow
+        from evgrid.formulations.distflow import declare_lindistflow
 
         if robust:
             check_network_budget(case)
@@ -682,9 +687,9 @@ def _solve_scenario(token: str, case: KeramaCase, hat: list[int], scenario: int)
     """Fix the bits of ``scenario``'s subproblem to ``hat`` and solve it (one Benders step)."""
     import time
 
-    from evgrid.fleet import fleet_schedule
-    from evgrid.kerama2025_eval import linear_state, schedule_from_model
     from evgrid.core.solvers import InfeasibleModelError, UnboundedModelError
+    from evgrid.formulations.fleet import fleet_schedule
+    from evgrid.kerama2025_eval import linear_state, schedule_from_model
 
     key = (token, scenario)
     if key not in _CACHE:

@@ -3,7 +3,7 @@
 Table 2 of Kerama (2025) compares uncontrolled charging with the coordinated
 schedule on four metrics: peak feeder load (kW), system energy cost ($),
 worst-case constraint violations and aggregator profit ($). Here every
-metric comes from AC power flows (:func:`evgrid.acverify.ac_time_series`) of
+metric comes from AC power flows (:func:`evgrid.analysis.acverify.ac_time_series`) of
 the schedule, not from the model's own linearised network, so the baseline
 and the model are judged by the same yardstick and the model's DistFlow
 approximation is itself checked (:func:`distflow_vs_ac`).
@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from evgrid.acverify import AcSeries, ac_time_series
-from evgrid.fleet import net_power_by, uncontrolled_charging
+from evgrid.analysis.acverify import AcSeries, ac_time_series
+from evgrid.formulations.fleet import net_power_by, uncontrolled_charging
 from evgrid.kerama2025 import DT_H, N_PERIODS, KeramaCase
 
 __all__ = [
@@ -120,7 +120,7 @@ def baseline_schedule(
     """Uncontrolled charging, the baseline of Kerama's Table 2.
 
     Every EV charges at full power from arrival until it is full
-    (:func:`evgrid.fleet.uncontrolled_charging`), and never discharges; each
+    (:func:`evgrid.formulations.fleet.uncontrolled_charging`), and never discharges; each
     aggregator imports the sum of its EVs' charging power. With
     ``charge_to="required"`` the EVs stop at their required energy instead,
     so that the baseline delivers the same energy as an optimised schedule
@@ -233,7 +233,7 @@ class Metrics:
     violations : pandas.DataFrame
         Every voltage violation, all realisations: ``scenario``,
         ``realisation``, then the columns of
-        :meth:`evgrid.acverify.AcSeries.voltage_violations`.
+        :meth:`evgrid.analysis.acverify.AcSeries.voltage_violations`.
     thermal : pandas.DataFrame
         Every thermal violation, all realisations, likewise.
     per_scenario : pandas.DataFrame
@@ -298,7 +298,7 @@ def aggregator_profit_usd(case: KeramaCase, schedule: pd.DataFrame) -> pd.Series
 def evaluate(case: KeramaCase, schedule: pd.DataFrame) -> Metrics:
     """Table 2 metrics of ``schedule``, from AC power flows of every scenario and realisation.
 
-    Runs :func:`evgrid.acverify.ac_time_series` at the substation voltage
+    Runs :func:`evgrid.analysis.acverify.ac_time_series` at the substation voltage
     ``case.params.v_source_pu`` for each scenario and each of
     :data:`REALISATIONS`, and checks the voltages against
     ``case.params.vmin_pu`` / ``vmax_pu`` and the lines against their

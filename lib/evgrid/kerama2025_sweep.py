@@ -74,9 +74,9 @@ def run_point(params: Kerama2025Params, *, workers: int = 2) -> dict[str, float]
     to ``soc_max`` delivered about 20% more energy, which inflated the
     baseline's peak, cost and violations.)
     """
+    from evgrid.core.solvers import InfeasibleModelError
     from evgrid.kerama2025 import NetworkInfeasibleError, make_instance, solve_benders
     from evgrid.kerama2025_eval import baseline_schedule, evaluate
-    from evgrid.core.solvers import InfeasibleModelError
 
     start = time.perf_counter()
     case = make_instance(params)

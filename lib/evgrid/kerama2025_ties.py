@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from evgrid.core.solvers import solve
 from evgrid.kerama2025 import DT_H, KeramaCase, build_aggregator_lp, declare_aggregator
 from evgrid.kerama2025_eval import SCHEDULE_COLUMNS
-from evgrid.core.solvers import solve
 
 #: An aggregator's cost may exceed its optimum by this much (relative, and at least $1e-6)
 #: in a "tie": the solver's optimality tolerance, not a modelling slack.

@@ -164,7 +164,7 @@ class Kerama2025Params(_Section):
     )
     n_segments: int = Field(8, ge=1, le=64, description="Segments of the losses approximation")
     dual_bound_usd_per_kwh: float = Field(
-        2.0, gt=0, le=1_000, description="w, bound on the aggregators' duals (see evgrid.bilevel)"
+        2.0, gt=0, le=1_000, description="w, bound on the aggregators' duals (see evgrid.formulations.bilevel)"
     )
     reformulation: Literal["strong_duality", "kkt"] = Field(
         "strong_duality", description="How the aggregators' optimality enters the MILP"

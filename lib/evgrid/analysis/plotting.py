@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 
+from evgrid.analysis.powerflow import PowerFlowResult
 from evgrid.networks._tables import NetworkData
-from evgrid.powerflow import PowerFlowResult
 
 PHASE_COLORS = {"a": "tab:red", "b": "tab:green", "c": "tab:blue", "abc": "tab:gray"}
 

@@ -34,7 +34,8 @@ the squares by one of three ``losses`` options:
     ``n_segments`` equal segments of ``[-P̄, P̄]``, one binary per segment
     selects the segment that holds the flow. The value is then fixed by the
     flow, neither under- nor over-estimated by the objective (the chord lies
-    above the parabola by at most :func:`linearisation_error`). A MILP, and
+    above the parabola by at most
+    :func:`~evgrid.formulations.pwl.linearisation_error`). A MILP, and
     ``|P|, |Q| <= P̄`` becomes a hard limit.
 
 The ``(r^2 + x^2) l`` term of Eq. (4) follows the losses: dropped with
@@ -64,25 +65,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from evgrid.networks._tables import NetworkData
-from evgrid.powerflow import run_ac_power_flow
-from evgrid.core.solvers import solve
+from evgrid.formulations.pwl import (
+    breakpoints,
+    check_n_segments,
+    declare_square_segments,
+    declare_square_tangents,
+)
+from evgrid.networks import NetworkData
 
 __all__ = [
     "CURRENT_LIMIT_POLYGON_SIDES",
     "DEFAULT_FLOW_BOUND_FACTOR",
     "LOSSES_OPTIONS",
-    "build_distflow_check_model",
     "declare_lindistflow",
     "default_flow_bounds_kw",
-    "distflow_vs_ac",
-    "linearisation_error",
     "radial_lines",
 ]
 
@@ -97,49 +99,24 @@ CURRENT_LIMIT_POLYGON_SIDES = 8
 _MIN_FLOW_BOUND_SHARE = 0.05
 
 
-# --------------------------------------------------------------------------
-# Piecewise-linear approximation of x^2
-# --------------------------------------------------------------------------
+class _Quantity(NamedTuple):
+    """Active or reactive power: the names and symbols of its twin components."""
+
+    name: str  # "p": p_flow_kw, p_loss_kw, eq_p_balance_bus, ...
+    unit: str  # in component names
+    unit_label: str  # in docs
+    kind: str
+    symbol: str  # P_ij, Q_ij
+    impedance: str  # r_ij or x_ij, the losses' coefficient
+    balance_eq: int  # its balance is Eq. (2) or (3) of Kerama 2025
+    counterpart: str  # how Eq. (7), written for P, reads for it
 
 
-def linearisation_error(n_segments: int, p_bar: float) -> float:
-    """Largest error of the piecewise-linear approximations of ``x**2`` on ``[-p_bar, p_bar]``.
-
-    Both approximations the module uses split ``[-p_bar, p_bar]`` into
-    ``n_segments`` equal segments of width ``h = 2 p_bar / n_segments``:
-
-    * the chord (interpolation) of ``"pwl_binary"`` lies above ``x**2`` by
-      ``(x - a)(b - x)`` on a segment ``[a, b]``, at most ``h**2 / 4`` at its
-      midpoint;
-    * the tangents of ``"pwl_convex"``, taken at the segment midpoints, lie
-      below ``x**2`` by ``(x - m)**2``, at most ``(h / 2)**2 = h**2 / 4`` at the
-      segment ends (adjacent tangents cross at the shared end).
-
-    Either way the error is ``h**2 / 4 = (p_bar / n_segments)**2``, falling as
-    ``1 / n_segments**2``. (The often-quoted ``(p_bar / n)**2 / 4`` is the same
-    formula for ``n`` segments of width ``p_bar / n``, i.e. on ``[0, p_bar]``.)
-
-    Parameters
-    ----------
-    n_segments : int
-        Number of segments, >= 1.
-    p_bar : float
-        Half-width of the approximated range, > 0, in the unit of ``x``.
-
-    Returns
-    -------
-    float
-        The largest absolute error, in the unit of ``x**2``.
-    """
-    _check_n_segments(n_segments)
-    if not (math.isfinite(p_bar) and p_bar > 0):
-        raise ValueError(f"p_bar={p_bar!r} must be a finite number > 0")
-    return (p_bar / n_segments) ** 2
-
-
-def _breakpoints(n_segments: int, p_bar: float) -> np.ndarray:
-    """``n_segments + 1`` equally spaced breakpoints of ``[-p_bar, p_bar]``."""
-    return np.linspace(-p_bar, p_bar, n_segments + 1)
+#: The two quantities of the branch-flow equations, Eqs. (2)-(3) and (7) written once for both.
+_QUANTITIES = (
+    _Quantity("p", "kw", "kW", "Active", "P", "r", 2, ""),
+    _Quantity("q", "kvar", "kvar", "Reactive", "Q", "x", 3, ", reactive counterpart"),
+)
 
 
 # --------------------------------------------------------------------------
@@ -391,7 +368,7 @@ def declare_lindistflow(
         load or margin keyed by an unknown bus or period.
     """
     _check_losses(losses)
-    _check_n_segments(n_segments)
+    check_n_segments(n_segments)
     if not (math.isfinite(v_source_pu) and 0.5 <= v_source_pu <= 1.5):
         raise ValueError(f"v_source_pu={v_source_pu!r} is out of range: allowed 0.5 <= v <= 1.5")
     if voltage_margin_pu and not enforce_voltage_limits:
@@ -408,9 +385,11 @@ def declare_lindistflow(
     bus_ids = buses.index.tolist()
     slack = buses.index[buses["is_slack"].astype(bool)][0]
     kw_per_pu = network.base_mva * 1e3
-    p_bar, q_bar = _flow_bounds(network, lines, flow_bound_kw)
-    p_load = _keyed(p_load_kw, "p_load_kw", bus_ids, periods)
-    q_load = _keyed(q_load_kvar, "q_load_kvar", bus_ids, periods)
+    bars = dict(zip("pq", _flow_bounds(network, lines, flow_bound_kw), strict=True))
+    loads = {
+        "p": _keyed(p_load_kw, "p_load_kw", bus_ids, periods),
+        "q": _keyed(q_load_kvar, "q_load_kvar", bus_ids, periods),
+    }
     margins = _keyed(voltage_margin_pu or {}, "voltage_margin_pu", bus_ids, periods)
     v0_sq = v_source_pu**2
     v_ref_sq = _loss_reference_sq(v_loss_ref_pu, v_source_pu, lines, bus_ids)
@@ -445,11 +424,20 @@ def declare_lindistflow(
     b.v_loss_ref_sq_pu = pyo.Param(
         b.lines, initialize=v_ref_sq, doc="V0^2 of the sending bus in l = (P^2 + Q^2) / V0^2"
     )
-    b.p_bar_kw = pyo.Param(b.lines, initialize=p_bar, doc="Flow bound P̄ of the PWL range [kW]")
-    b.q_bar_kvar = pyo.Param(b.lines, initialize=q_bar, doc="Flow bound Q̄ of the PWL range [kvar]")
+    for q in _QUANTITIES:
+        bar_doc = f"Flow bound {q.symbol}̄ of the PWL range [{q.unit_label}]"
+        b.add_component(
+            f"{q.name}_bar_{q.unit}", pyo.Param(b.lines, initialize=bars[q.name], doc=bar_doc)
+        )
 
-    b.p_flow_kw = pyo.Var(b.lines, b.periods, doc="Active sending-end flow P_ij [kW]")
-    b.q_flow_kvar = pyo.Var(b.lines, b.periods, doc="Reactive sending-end flow Q_ij [kvar]")
+    # Variables in the order P, Q per family (flows, then V, losses, import): the
+    # order the solver sees them in.
+    flow, loss, imp = {}, {}, {}
+    for q in _QUANTITIES:
+        flow[q.name] = pyo.Var(
+            b.lines, b.periods, doc=f"{q.kind} sending-end flow {q.symbol}_ij [{q.unit_label}]"
+        )
+        b.add_component(f"{q.name}_flow_{q.unit}", flow[q.name])
     b.v_sq_pu = pyo.Var(
         b.buses,
         b.periods,
@@ -457,19 +445,26 @@ def declare_lindistflow(
         initialize=v0_sq,
         doc="Squared voltage magnitude V_i [pu^2]",
     )
-    b.p_loss_kw = pyo.Var(
-        b.lines, b.periods, within=pyo.NonNegativeReals, doc="Active losses r_ij l_ij [kW]"
-    )
-    b.q_loss_kvar = pyo.Var(
-        b.lines, b.periods, within=pyo.NonNegativeReals, doc="Reactive losses x_ij l_ij [kvar]"
-    )
-    b.p_import_kw = pyo.Var(b.periods, doc="Substation active import P_0 (negative: export) [kW]")
-    b.q_import_kvar = pyo.Var(b.periods, doc="Substation reactive import [kvar]")
+    for q in _QUANTITIES:
+        loss[q.name] = pyo.Var(
+            b.lines,
+            b.periods,
+            within=pyo.NonNegativeReals,
+            doc=f"{q.kind} losses {q.impedance}_ij l_ij [{q.unit_label}]",
+        )
+        b.add_component(f"{q.name}_loss_{q.unit}", loss[q.name])
+    for q in _QUANTITIES:
+        imp[q.name] = pyo.Var(
+            b.periods,
+            doc=f"Substation {q.kind.lower()} import {q.symbol}_0 (negative: export) "
+            f"[{q.unit_label}]",
+        )
+        b.add_component(f"{q.name}_import_{q.unit}", imp[q.name])
     for t in periods:
         b.v_sq_pu[slack, t].fix(v0_sq)
 
-    r = lines["r_pu"].to_dict()
-    x = lines["x_pu"].to_dict()
+    impedance = {"p": lines["r_pu"].to_dict(), "q": lines["x_pu"].to_dict()}
+    r, x = impedance["p"], impedance["q"]
 
     def _l_pu(line: Hashable, t: Hashable) -> Any:
         """Squared current l_ij ~ (P^2 + Q^2) / V0^2 in pu^2 (0 for LinDistFlow)."""
@@ -477,59 +472,58 @@ def declare_lindistflow(
             return 0.0
         return (b.p_flow_sq_pu[line, t] + b.q_flow_sq_pu[line, t]) / v_ref_sq[line]
 
+    def _loss_rule(name: str) -> Any:
+        def rule(_m: pyo.Block, line: Hashable, t: Hashable) -> Any:
+            return loss[name][line, t] == impedance[name][line] * _l_pu(line, t) * kw_per_pu
+
+        return rule
+
+    def _balance_rule(name: str) -> Any:
+        def rule(_m: pyo.Block, j: Hashable, t: Hashable) -> Any:
+            line = line_into[j]
+            return flow[name][line, t] == (
+                sum(flow[name][k, t] for k in lines_out[j])
+                + loads[name].get((j, t), 0.0)
+                + loss[name][line, t]
+            )
+
+        return rule
+
+    def _import_rule(name: str) -> Any:
+        def rule(_m: pyo.Block, t: Hashable) -> Any:
+            out = sum(flow[name][k, t] for k in lines_out[slack])
+            return imp[name][t] == out + loads[name].get((slack, t), 0.0)
+
+        return rule
+
     if losses == "none":
-        b.p_loss_kw.fix(0.0)
-        b.q_loss_kvar.fix(0.0)
+        for q in _QUANTITIES:
+            loss[q.name].fix(0.0)
     else:
         _declare_squares(b, losses, n_segments)
+        for q in _QUANTITIES:
+            b.add_component(
+                f"eq_{q.name}_loss_line",
+                pyo.Constraint(
+                    b.lines,
+                    b.periods,
+                    rule=_loss_rule(q.name),
+                    doc=f"{q.kind} losses {q.impedance}_ij l_ij of Eq. ({q.balance_eq}), "
+                    "l_ij ~ (P^2 + Q^2) / V0^2 (Eq. (5) at V0)",
+                ),
+            )
 
-        def _p_loss(m: pyo.Block, line: Hashable, t: Hashable) -> Any:
-            return m.p_loss_kw[line, t] == r[line] * _l_pu(line, t) * kw_per_pu
-
-        def _q_loss(m: pyo.Block, line: Hashable, t: Hashable) -> Any:
-            return m.q_loss_kvar[line, t] == x[line] * _l_pu(line, t) * kw_per_pu
-
-        b.eq_p_loss_line = pyo.Constraint(
-            b.lines,
-            b.periods,
-            rule=_p_loss,
-            doc="Active losses r_ij l_ij of Eq. (2), l_ij ~ (P^2 + Q^2) / V0^2 (Eq. (5) at V0)",
+    for q in _QUANTITIES:
+        b.add_component(
+            f"eq_{q.name}_balance_bus",
+            pyo.Constraint(
+                b.non_slack_buses,
+                b.periods,
+                rule=_balance_rule(q.name),
+                doc=f"Eq. ({q.balance_eq}): {q.symbol}_ij = sum_k {q.symbol}_jk + {q.name}_j + "
+                f"{q.impedance}_ij l_ij at the bus j that line (i, j) feeds",
+            ),
         )
-        b.eq_q_loss_line = pyo.Constraint(
-            b.lines,
-            b.periods,
-            rule=_q_loss,
-            doc="Reactive losses x_ij l_ij of Eq. (3), l_ij ~ (P^2 + Q^2) / V0^2",
-        )
-
-    def _p_balance(m: pyo.Block, j: Hashable, t: Hashable) -> Any:
-        line = line_into[j]
-        return m.p_flow_kw[line, t] == (
-            sum(m.p_flow_kw[k, t] for k in lines_out[j])
-            + p_load.get((j, t), 0.0)
-            + m.p_loss_kw[line, t]
-        )
-
-    def _q_balance(m: pyo.Block, j: Hashable, t: Hashable) -> Any:
-        line = line_into[j]
-        return m.q_flow_kvar[line, t] == (
-            sum(m.q_flow_kvar[k, t] for k in lines_out[j])
-            + q_load.get((j, t), 0.0)
-            + m.q_loss_kvar[line, t]
-        )
-
-    b.eq_p_balance_bus = pyo.Constraint(
-        b.non_slack_buses,
-        b.periods,
-        rule=_p_balance,
-        doc="Eq. (2): P_ij = sum_k P_jk + p_j + r_ij l_ij at the bus j that line (i, j) feeds",
-    )
-    b.eq_q_balance_bus = pyo.Constraint(
-        b.non_slack_buses,
-        b.periods,
-        rule=_q_balance,
-        doc="Eq. (3): Q_ij = sum_k Q_jk + q_j + x_ij l_ij",
-    )
 
     def _v_drop(m: pyo.Block, line: Hashable, t: Hashable) -> Any:
         i, j = lines.at[line, "sending_bus"], lines.at[line, "receiving_bus"]
@@ -546,22 +540,16 @@ def declare_lindistflow(
         "the last term with the same approximation of l as the losses (0 for 'none')",
     )
 
-    def _p_import(m: pyo.Block, t: Hashable) -> Any:
-        out = sum(m.p_flow_kw[k, t] for k in lines_out[slack])
-        return m.p_import_kw[t] == out + p_load.get((slack, t), 0.0)
-
-    def _q_import(m: pyo.Block, t: Hashable) -> Any:
-        out = sum(m.q_flow_kvar[k, t] for k in lines_out[slack])
-        return m.q_import_kvar[t] == out + q_load.get((slack, t), 0.0)
-
-    b.eq_p_import_slack = pyo.Constraint(
-        b.periods,
-        rule=_p_import,
-        doc="Eq. (7): P_0 = sum_k P_0k (plus any load at the slack bus)",
-    )
-    b.eq_q_import_slack = pyo.Constraint(
-        b.periods, rule=_q_import, doc="Reactive counterpart of Eq. (7)"
-    )
+    for q in _QUANTITIES:
+        b.add_component(
+            f"eq_{q.name}_import_slack",
+            pyo.Constraint(
+                b.periods,
+                rule=_import_rule(q.name),
+                doc=f"Eq. (7){q.counterpart}: {q.symbol}_0 = sum_k {q.symbol}_0k "
+                "(plus any load at the slack bus)",
+            ),
+        )
 
     if enforce_voltage_limits:
         vmin_sq = (buses["vmin_pu"] ** 2).to_dict()
@@ -621,131 +609,55 @@ def _declare_squares(b: pyo.Block, losses: str, n_segments: int) -> None:
     """Approximate ``(P / S_base)^2`` and ``(Q / S_base)^2`` of every line and period.
 
     The squares are kept in pu^2 (``O(1)`` numbers) while the flows stay in
-    kW / kvar; the breakpoints are therefore in pu.
+    kW / kvar; the breakpoints are therefore in pu. ``"pwl_convex"``: the
+    tangents of :func:`evgrid.formulations.pwl.declare_square_tangents`;
+    ``"pwl_binary"``: the chords of Eqs. (17)-(19),
+    :func:`evgrid.formulations.pwl.declare_square_segments`.
     """
     b.segments = pyo.RangeSet(1, n_segments, doc="Segments l of the PWL approximation")
-    for quantity, unit, flow, bar in (
-        ("p", "kW", b.p_flow_kw, b.p_bar_kw),
-        ("q", "kvar", b.q_flow_kvar, b.q_bar_kvar),
-    ):
-        symbol = quantity.upper()
+    kw_per_pu = pyo.value(b.kw_per_pu)
+    for q in _QUANTITIES:
+        flow = b.component(f"{q.name}_flow_{q.unit}")
+        bar = b.component(f"{q.name}_bar_{q.unit}")
         sq = pyo.Var(
             b.lines,
             b.periods,
             within=pyo.NonNegativeReals,
-            doc=f"Approximation of ({symbol}_ij / S_base)^2 [pu^2]",
+            doc=f"Approximation of ({q.symbol}_ij / S_base)^2 [pu^2]",
         )
-        b.add_component(f"{quantity}_flow_sq_pu", sq)
+        b.add_component(f"{q.name}_flow_sq_pu", sq)
         points = {
-            line: _breakpoints(n_segments, pyo.value(bar[line]) / pyo.value(b.kw_per_pu))
+            line: breakpoints(n_segments, pyo.value(bar[line]) / pyo.value(b.kw_per_pu))
             for line in b.lines
         }
+        over = (b.lines, b.periods)
         if losses == "pwl_convex":
-            _declare_square_tangents(b, quantity, flow, sq, points)
+            declare_square_tangents(
+                b,
+                f"ineq_{q.name}_flow_sq_line_tangent",
+                flow,
+                sq,
+                over,
+                b.segments,
+                points,
+                scale=kw_per_pu,
+                doc=f"({q.symbol}_ij / S_base)^2 >= its tangent at the midpoint of segment l: "
+                "outer PWL approximation of the square in Eq. (5)",
+            )
         else:
-            _declare_square_segments(b, quantity, unit, flow, sq, points)
-
-
-def _declare_square_tangents(
-    b: pyo.Block, quantity: str, flow: pyo.Var, sq: pyo.Var, points: Mapping
-) -> None:
-    """``"pwl_convex"``: ``s^2 >= 2 m_l s - m_l^2`` at each segment midpoint ``m_l``."""
-    kw_per_pu = pyo.value(b.kw_per_pu)
-
-    def _tangent(m: pyo.Block, line: Hashable, t: Hashable, seg: int) -> Any:
-        mid = 0.5 * (points[line][seg - 1] + points[line][seg])
-        return sq[line, t] >= 2.0 * mid * flow[line, t] / kw_per_pu - mid**2
-
-    symbol = quantity.upper()
-    b.add_component(
-        f"ineq_{quantity}_flow_sq_line_tangent",
-        pyo.Constraint(
-            b.lines,
-            b.periods,
-            b.segments,
-            rule=_tangent,
-            doc=f"({symbol}_ij / S_base)^2 >= its tangent at the midpoint of segment l: "
-            f"outer PWL approximation of the square in Eq. (5)",
-        ),
-    )
-
-
-def _declare_square_segments(
-    b: pyo.Block, quantity: str, unit: str, flow: pyo.Var, sq: pyo.Var, points: Mapping
-) -> None:
-    """``"pwl_binary"``, Eqs. (17)–(19): the chord of the segment a binary selects.
-
-    Eq. (17) as printed, ``P^2 ~ sum_l alpha^l u^l``, is a staircase in the
-    binaries alone; we read ``alpha^l`` as the chord of segment ``l``
-    (intercept and slope), the usual multiple-choice model: the flow is split
-    into per-segment parts ``s_l`` with ``a_l u_l <= s_l <= c_l u_l`` on
-    segment ``[a_l, c_l]``, and ``P^2 ~ sum_l ((a_l + c_l) s_l - a_l c_l u_l)``.
-    """
-    kw_per_pu = pyo.value(b.kw_per_pu)
-    symbol = quantity.upper()
-    u = pyo.Var(
-        b.lines,
-        b.periods,
-        b.segments,
-        within=pyo.Binary,
-        doc=f"Eq. (19): u^l = 1 selects the segment l that holds {symbol}_ij",
-    )
-    part = pyo.Var(
-        b.lines,
-        b.periods,
-        b.segments,
-        doc=f"Part of {symbol}_ij in segment l, 0 unless u^l = 1 [{unit}]",
-    )
-    b.add_component(f"u_{quantity}_segment", u)
-    b.add_component(f"{quantity}_segment_{unit.lower()}", part)
-
-    def _part_lb(m: pyo.Block, line: Hashable, t: Hashable, seg: int) -> Any:
-        return part[line, t, seg] >= points[line][seg - 1] * kw_per_pu * u[line, t, seg]
-
-    def _part_ub(m: pyo.Block, line: Hashable, t: Hashable, seg: int) -> Any:
-        return part[line, t, seg] <= points[line][seg] * kw_per_pu * u[line, t, seg]
-
-    def _sum(m: pyo.Block, line: Hashable, t: Hashable) -> Any:
-        return flow[line, t] == sum(part[line, t, seg] for seg in m.segments)
-
-    def _choice(m: pyo.Block, line: Hashable, t: Hashable) -> Any:
-        return sum(u[line, t, seg] for seg in m.segments) == 1
-
-    def _square(m: pyo.Block, line: Hashable, t: Hashable) -> Any:
-        chords = []
-        for seg in m.segments:
-            a, c = points[line][seg - 1], points[line][seg]
-            chords.append((a + c) * part[line, t, seg] / kw_per_pu - a * c * u[line, t, seg])
-        return sq[line, t] == sum(chords)
-
-    by_segment = (b.lines, b.periods, b.segments)
-    b.add_component(
-        f"ineq_{quantity}_segment_line_lb",
-        pyo.Constraint(*by_segment, rule=_part_lb, doc="Part l >= lower end of l times u^l"),
-    )
-    b.add_component(
-        f"ineq_{quantity}_segment_line_ub",
-        pyo.Constraint(*by_segment, rule=_part_ub, doc="Part l <= upper end of l times u^l"),
-    )
-    b.add_component(
-        f"eq_{quantity}_flow_segments_line",
-        pyo.Constraint(
-            b.lines, b.periods, rule=_sum, doc=f"{symbol}_ij is the sum of its segment parts"
-        ),
-    )
-    b.add_component(
-        f"eq_{quantity}_segment_choice_line",
-        pyo.Constraint(b.lines, b.periods, rule=_choice, doc="Eq. (18): sum_l u^l = 1"),
-    )
-    b.add_component(
-        f"eq_{quantity}_flow_sq_line",
-        pyo.Constraint(
-            b.lines,
-            b.periods,
-            rule=_square,
-            doc=f"Eq. (17): ({symbol}_ij / S_base)^2 ~ the chord of the selected segment l",
-        ),
-    )
+            declare_square_segments(
+                b,
+                q.name,
+                "line",
+                q.unit_label,
+                flow,
+                sq,
+                over,
+                b.segments,
+                points,
+                scale=kw_per_pu,
+                symbol=f"{q.symbol}_ij",
+            )
 
 
 def _check_losses(losses: str) -> None:
@@ -753,15 +665,6 @@ def _check_losses(losses: str) -> None:
         raise ValueError(
             f"losses={losses!r} is not supported; allowed: {', '.join(map(repr, LOSSES_OPTIONS))}"
         )
-
-
-def _check_n_segments(n_segments: int) -> None:
-    if (
-        isinstance(n_segments, bool)
-        or not isinstance(n_segments, int | np.integer)
-        or n_segments < 1
-    ):
-        raise ValueError(f"n_segments={n_segments!r} must be an integer >= 1")
 
 
 def _keyed(
@@ -835,128 +738,3 @@ def _flow_bounds(
     if bad:
         raise ValueError(f"flow_bound_kw must be finite and > 0 kW; got {bad}")
     return bound, dict(bound)
-
-
-# --------------------------------------------------------------------------
-# Check against the AC power flow
-# --------------------------------------------------------------------------
-
-
-def _base_loads(network: NetworkData, period: Hashable) -> tuple[dict, dict]:
-    """Base-case net loads (load minus fixed generation) in kW / kvar."""
-    kw_per_pu = network.base_mva * 1e3
-    buses = network.buses
-    p = (buses["p_load_pu"] - _column(buses, "p_fixed_gen_pu")) * kw_per_pu
-    q = (buses["q_load_pu"] - _column(buses, "q_fixed_gen_pu")) * kw_per_pu
-    return (
-        {(bus, period): float(v) for bus, v in zip(buses["bus"], p, strict=True)},
-        {(bus, period): float(v) for bus, v in zip(buses["bus"], q, strict=True)},
-    )
-
-
-def build_distflow_check_model(
-    network: NetworkData,
-    *,
-    losses: str = "pwl_convex",
-    n_segments: int = 8,
-    flow_bound_kw: float | Mapping[Hashable, float] | None = None,
-    v_source_pu: float = 1.0,
-    v_loss_ref_pu: float | Mapping[Hashable, float] | None = None,
-    enforce_voltage_limits: bool = False,
-    voltage_margin_pu: Mapping[tuple[Hashable, Hashable], tuple[Any, Any]] | None = None,
-    enforce_current_limits: bool = True,
-) -> pyo.ConcreteModel:
-    """Build the one-period DistFlow model of a network's base case.
-
-    The loads are the bus table's base-case loads minus its fixed generation;
-    the objective is ``min p_import_kw`` (with fixed loads, the same as min
-    losses), which is what makes ``"pwl_convex"`` tight. Voltage limits are
-    off by default because the base case of a stressed feeder (the IEEE
-    33-bus one, 0.913 pu at bus 18) violates them.
-
-    Returns
-    -------
-    pyomo.environ.ConcreteModel
-        With the DistFlow block ``grid`` (period ``0``) and objective
-        ``obj_p_import_kw``. Options are those of :func:`declare_lindistflow`.
-    """
-    model = pyo.ConcreteModel(name=f"distflow_check_{network.name}_{losses}")
-    p_load, q_load = _base_loads(network, 0)
-    model.grid = pyo.Block()
-    declare_lindistflow(
-        model.grid,
-        network,
-        [0],
-        p_load,
-        q_load,
-        losses=losses,
-        n_segments=n_segments,
-        flow_bound_kw=flow_bound_kw,
-        v_source_pu=v_source_pu,
-        v_loss_ref_pu=v_loss_ref_pu,
-        enforce_voltage_limits=enforce_voltage_limits,
-        voltage_margin_pu=voltage_margin_pu,
-        enforce_current_limits=enforce_current_limits,
-    )
-    model.obj_p_import_kw = pyo.Objective(
-        expr=model.grid.p_import_kw[0], sense=pyo.minimize, doc="Substation import [kW]"
-    )
-    return model
-
-
-def distflow_vs_ac(
-    network: NetworkData,
-    *,
-    losses: str = "pwl_convex",
-    n_segments: int = 8,
-    solver: str = "highs",
-) -> pd.DataFrame:
-    """Solve the base-case DistFlow model and compare it with the AC power flow.
-
-    The source voltage is the network's external-grid set point (1.0 pu if
-    there is none). Runs pandapower's Newton-Raphson power flow through
-    :func:`evgrid.powerflow.run_ac_power_flow` (which writes its results into
-    ``network.net``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per bus: ``bus``, ``name``, ``vm_pu`` (DistFlow,
-        ``sqrt(v_sq_pu)``), ``vm_pu_ac``, ``error_pu = vm_pu - vm_pu_ac``.
-        ``attrs`` holds the summary: ``losses_kw`` (DistFlow), ``losses_kw_ac``,
-        ``losses_error_pct``, ``max_abs_error_pu``, ``losses``, ``n_segments``
-        and ``solve`` (the :class:`~evgrid.core.solvers.SolveResult`).
-    """
-    v_source = 1.0
-    ext_grid = getattr(network.net, "ext_grid", None)
-    if ext_grid is not None and len(ext_grid) == 1:
-        v_source = float(ext_grid["vm_pu"].iloc[0])
-    model = build_distflow_check_model(
-        network, losses=losses, n_segments=n_segments, v_source_pu=v_source
-    )
-    result = solve(model, solver=solver)
-    grid = model.grid
-    ac = run_ac_power_flow(network)
-    vm_ac = ac.buses.set_index("bus")["vm_pu"]
-    frame = pd.DataFrame(
-        {
-            "bus": network.buses["bus"].to_numpy(),
-            "name": network.buses["name"].astype(str).to_numpy(),
-            "vm_pu": [math.sqrt(pyo.value(grid.v_sq_pu[b, 0])) for b in network.buses["bus"]],
-        }
-    )
-    frame["vm_pu_ac"] = vm_ac.reindex(frame["bus"]).to_numpy()
-    frame["error_pu"] = frame["vm_pu"] - frame["vm_pu_ac"]
-    losses_kw = float(sum(pyo.value(grid.p_loss_kw[line, 0]) for line in grid.lines))
-    frame.attrs.update(
-        {
-            "losses": losses,
-            "n_segments": n_segments,
-            "losses_kw": losses_kw,
-            "losses_kw_ac": ac.losses_kw,
-            "losses_error_pct": 100.0 * (losses_kw - ac.losses_kw) / ac.losses_kw,
-            "max_abs_error_pu": float(frame["error_pu"].abs().max()),
-            "solve": result,
-        }
-    )
-    return frame
