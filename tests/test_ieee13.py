@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from evgrid.networks.ieee13 import (
-    ieee13_layout,
-    ieee13_losses_kw,
-    ieee13_published_voltages,
-    load_ieee13,
-    solve_ieee13_power_flow,
-)
-
-REFERENCE = Path(__file__).parent / "reference" / "ieee13_published_voltages.csv"
+from evgrid.analysis.powerflow import run_ac_power_flow
+from evgrid.networks import opendss
+from evgrid.networks.ieee13 import ieee13_layout, ieee13_published_voltages, load_ieee13
 
 #: Published per-unit voltages have four decimals; 0.002 pu is the
 #: compendium's acceptance tolerance (params.yaml: ieee13_tolerance_pu).
@@ -32,13 +26,13 @@ def feeder():
 
 @pytest.fixture(scope="module")
 def solved(feeder):
-    result = solve_ieee13_power_flow(feeder)
+    result = opendss.solve_power_flow(feeder)
     assert feeder.net.ActiveCircuit.Solution.Converged
     return result
 
 
 def _compare(solved: pd.DataFrame) -> pd.DataFrame:
-    reference = ieee13_published_voltages(REFERENCE)
+    reference = ieee13_published_voltages()
     both = reference.merge(
         solved, on=["bus", "phase"], how="left", suffixes=("_published", ""), validate="1:1"
     )
@@ -68,7 +62,7 @@ def test_voltages_match_published_with_fixed_taps(solved):
 
 def test_losses_match_published(feeder):
     # The published results report about 111 kW of total losses.
-    losses_kw = ieee13_losses_kw(feeder)
+    losses_kw = opendss.losses_kw(feeder)
     assert feeder.net.ActiveCircuit.Solution.Converged
     assert losses_kw == pytest.approx(111.0, abs=1.0)
 
@@ -108,7 +102,7 @@ def test_auto_regulators_hold_the_published_taps():
     # Started from the published taps, the RegControls (published settings)
     # find them inside the band and leave them, so the voltages still match.
     feeder = load_ieee13(regulator="auto")
-    both = _compare(solve_ieee13_power_flow(feeder))
+    both = _compare(opendss.solve_power_flow(feeder))
     assert feeder.net.ActiveCircuit.Solution.Converged
     transformers = feeder.net.ActiveCircuit.Transformers
     taps = {}
@@ -122,7 +116,7 @@ def test_auto_regulators_hold_the_published_taps():
 
 def test_substation_impedance_moves_the_slack_to_115_kv():
     feeder = load_ieee13(with_substation_impedance=True)
-    solved = solve_ieee13_power_flow(feeder)
+    solved = opendss.solve_power_flow(feeder)
     assert feeder.net.ActiveCircuit.Solution.Converged
     assert feeder.buses.loc[feeder.buses["is_slack"], "bus"].unique().tolist() == ["sourcebus"]
     at_650 = solved.loc[solved["bus"] == "650", "vm_pu"]
@@ -133,6 +127,18 @@ def test_substation_impedance_moves_the_slack_to_115_kv():
 def test_layout_covers_every_bus(feeder):
     layout = ieee13_layout()
     assert set(feeder.buses["bus"]) <= set(layout["bus"])
+    pd.testing.assert_frame_equal(feeder.extra["layout"], layout)
+
+
+def test_the_ac_power_flow_runs_opendss_for_an_opendss_network():
+    # Dispatch is on the backend, not on the network's name.
+    feeder = load_ieee13()
+    assert feeder.backend == "opendss"
+    renamed = dataclasses.replace(feeder, name="another_opendss_feeder")
+    result = run_ac_power_flow(renamed)
+    assert result.network == "another_opendss_feeder"
+    assert len(result.buses) == len(feeder.buses)  # one row per bus phase
+    assert result.losses_kw == pytest.approx(111.0, abs=1.0)
 
 
 def test_bad_regulator_option_is_rejected():

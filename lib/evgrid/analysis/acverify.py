@@ -20,7 +20,7 @@ import numpy as np
 import pandapower as pp
 import pandas as pd
 
-from evgrid.networks._tables import NetworkData
+from evgrid.networks import NetworkData
 
 __all__ = [
     "AC_LOAD_NAME",

@@ -9,19 +9,24 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from evgrid.analysis.powerflow import PowerFlowResult
-from evgrid.networks._tables import NetworkData
+from evgrid.networks import NetworkData
 
 PHASE_COLORS = {"a": "tab:red", "b": "tab:green", "c": "tab:blue", "abc": "tab:gray"}
 
 
 def network_coordinates(data: NetworkData) -> pd.DataFrame:
-    """Bus coordinates for a one-line diagram: ``bus``, ``name``, ``x``, ``y``."""
-    if data.name == "ieee13":
-        from evgrid.networks.ieee13 import ieee13_layout
+    """Bus coordinates for a one-line diagram: ``bus``, ``name``, ``x``, ``y``.
 
-        return ieee13_layout()
+    The loader's own layout (``data.extra["layout"]``) if it has one; else a
+    radial feeder's :func:`radial_layout`; else the pandapower network's bus
+    geodata.
+    """
+    if "layout" in data.extra:
+        return data.extra["layout"].copy()
     if len(data.branches) == len(data.buses) - 1:
         return radial_layout(data)
+    if data.backend != "pandapower":
+        raise ValueError(f"{data.name} has no layout to draw: give it extra['layout']")
     net = data.net
     xy = [json.loads(g)["coordinates"] for g in net.bus["geo"]]
     return pd.DataFrame(

@@ -1,7 +1,9 @@
 """AC power flow and AC OPF on a loaded network, returning plain tables.
 
-Balanced networks run through pandapower (Newton-Raphson power flow, PIPS
-interior-point OPF); the unbalanced IEEE 13-node feeder runs through OpenDSS.
+The network's ``backend`` decides the engine: ``"pandapower"`` networks run
+pandapower (Newton-Raphson power flow, PIPS interior-point OPF),
+``"opendss"`` ones (the unbalanced IEEE 13-node feeder) OpenDSS
+(:mod:`evgrid.networks.opendss`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import pandapower as pp
 import pandas as pd
 
-from evgrid.networks._tables import NetworkData
+from evgrid.networks import NetworkData, opendss
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,12 @@ def run_ac_power_flow(data: NetworkData) -> PowerFlowResult:
     RuntimeError
         If the power flow does not converge.
     """
-    if data.name == "ieee13":
-        from evgrid.networks.ieee13 import ieee13_losses_kw, solve_ieee13_power_flow
-
-        buses = solve_ieee13_power_flow(data)
+    if data.backend == "opendss":
+        buses = opendss.solve_power_flow(data)
         buses = buses.assign(name=buses["bus"].astype(str))
-        return PowerFlowResult(data.name, buses, float(ieee13_losses_kw(data)))
+        # losses_kw solves once more (as it always did): the reported losses
+        # belong to that second, equally converged solution
+        return PowerFlowResult(data.name, buses, float(opendss.losses_kw(data)))
 
     net = data.net
     try:
@@ -86,10 +88,12 @@ def run_ac_opf(data: NetworkData) -> OpfResult:
     Raises
     ------
     RuntimeError
-        If the OPF does not converge, or the network is the OpenDSS feeder.
+        If the OPF does not converge, or the network is not a pandapower one.
     """
-    if data.name == "ieee13":
-        raise RuntimeError("AC OPF is available for the pandapower networks only")
+    if data.backend != "pandapower":
+        raise RuntimeError(
+            f"AC OPF is available for the pandapower networks only ({data.name} is {data.backend})"
+        )
     net = data.net
     try:
         pp.runopp(net, numba=False, verbose=False)

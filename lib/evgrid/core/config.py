@@ -35,6 +35,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def check_voltage_limits(vmin_pu: float, vmax_pu: float) -> None:
+    """Raise ``ValueError`` unless ``0.8 <= vmin_pu < vmax_pu <= 1.2``, naming both values.
+
+    The one rule on a pair of voltage limits, for the sections that take one
+    (:class:`VoltageLimits`) and the network loaders alike.
+    """
+    allowed = "allowed 0.8 <= vmin_pu < vmax_pu <= 1.2"
+    if not vmin_pu < vmax_pu:
+        raise ValueError(f"vmin_pu ({vmin_pu}) must be below vmax_pu ({vmax_pu}); {allowed}")
+    if not (0.8 <= vmin_pu and vmax_pu <= 1.2):
+        raise ValueError(f"vmin_pu ({vmin_pu}) or vmax_pu ({vmax_pu}) is out of range; {allowed}")
+
+
 class SolverOptions(_Section):
     """How to solve an optimisation model (see :func:`evgrid.core.solvers.solve`)."""
 

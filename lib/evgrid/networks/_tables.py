@@ -10,7 +10,7 @@ branch, with the branch's phase-impedance matrix in long form.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -19,6 +19,10 @@ BUS_COLUMNS = ["bus", "name", "vn_kv", "p_load_pu", "q_load_pu", "vmin_pu", "vma
 #: Columns every balanced ``branches`` table carries (per unit on ``base_mva`` and
 #: the from-bus voltage base).
 BRANCH_COLUMNS = ["branch", "from_bus", "to_bus", "r_pu", "x_pu", "b_pu", "i_max_pu"]
+
+#: The simulation engines a network's ``net`` can be: what runs its power flow.
+Backend = Literal["pandapower", "opendss"]
+BACKENDS: tuple[Backend, ...] = ("pandapower", "opendss")
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,12 @@ class NetworkData:
         System power base of every ``*_pu`` column.
     source : str
         The publication or dataset the data come from.
+    backend : {"pandapower", "opendss"}
+        What ``net`` is, and so what runs its power flow
+        (:func:`evgrid.analysis.powerflow.run_ac_power_flow` dispatches on it).
     extra : dict
-        Loader-specific tables (e.g. the 13-node phase-impedance matrices).
+        Loader-specific tables (e.g. the 13-node phase-impedance matrices, or
+        ``layout``: bus coordinates for a one-line diagram).
     """
 
     name: str
@@ -50,4 +58,9 @@ class NetworkData:
     branches: pd.DataFrame
     base_mva: float
     source: str
+    backend: Backend
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend={self.backend!r} is not known: allowed {', '.join(BACKENDS)}")

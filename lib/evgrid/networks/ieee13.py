@@ -4,8 +4,11 @@ The data are the IEEE PES Distribution System Analysis Subcommittee's
 13 Node Test Feeder (W. H. Kersting, "Radial distribution test feeders",
 IEEE PES Winter Meeting 2001, and the feeder data and power-flow results
 on the IEEE PES test-feeder site). They ship as tidy CSV files in
-``data/networks/ieee13/``; this module reads them, compiles the circuit in
-OpenDSS through ``dss-python`` and derives per-phase per-unit tables.
+``data/networks/ieee13/``, found through :func:`evgrid.core.paths.repo_path`,
+beside the published power-flow voltages (:func:`ieee13_published_voltages`);
+this module reads them, compiles the circuit in OpenDSS through
+``dss-python`` and derives per-phase per-unit tables. Its power flow runs in
+:mod:`evgrid.networks.opendss`.
 
 Per-unit convention
 -------------------
@@ -24,17 +27,16 @@ import cmath
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from dss import DSS
 
+from evgrid.core.paths import repo_path
 from evgrid.networks._tables import NetworkData
 
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-#: Where the feeder's CSV files live (repo root / data / networks / ieee13).
-DEFAULT_DATA_DIR = _REPO_ROOT / "data" / "networks" / "ieee13"
-#: The published power-flow voltages, kept with the tests that check against them.
-PUBLISHED_VOLTAGES_CSV = _REPO_ROOT / "tests" / "reference" / "ieee13_published_voltages.csv"
+#: Where the feeder's CSV files live, relative to the repository root.
+DATA_DIR = "data/networks/ieee13"
+#: The IEEE published power-flow voltages, a comparison reference beside the data.
+PUBLISHED_VOLTAGES_CSV = "published_voltages.csv"
 
 SOURCE = (
     "IEEE PES Distribution System Analysis Subcommittee, IEEE 13 Node Test Feeder "
@@ -79,7 +81,6 @@ DISTRIBUTED_NODE = "670"
 DISTRIBUTED_NODE_FRACTION = 0.25
 DISTRIBUTED_SHARE_AT_NODE = 2.0 / 3.0
 
-_PHASES = "abc"
 _NODE = {"a": 1, "b": 2, "c": 3}
 _DSS_LOAD_MODEL = {"PQ": 1, "Z": 2, "I": 5}  # 5: constant current magnitude
 _FT_PER_MILE = 5280.0
@@ -118,7 +119,7 @@ def load_ieee13(
         grounded-wye transformer, so 650 sags with load.
     data_dir : pathlib.Path, optional
         Folder holding the feeder's CSV files; defaults to
-        ``data/networks/ieee13`` in the repository.
+        :data:`DATA_DIR` in the repository.
 
     Returns
     -------
@@ -146,7 +147,8 @@ def load_ieee13(
         b_us_per_mile``), ``loads`` (every load element with its connection
         and model, the distributed load lumped), ``capacitors`` and
         ``regulator`` (per phase: published tap, its ``ratio`` and the
-        control settings).
+        control settings), and ``layout`` (:func:`ieee13_layout`, for the
+        one-line diagram).
 
     Raises
     ------
@@ -158,7 +160,7 @@ def load_ieee13(
             f"regulator={regulator!r} is not allowed: allowed values are "
             + ", ".join(repr(mode) for mode in REGULATOR_MODES)
         )
-    folder = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    folder = _folder(data_dir)
 
     linecodes = pd.read_csv(folder / "linecodes.csv", dtype={"config": str})
     lines = pd.read_csv(folder / "lines.csv", dtype={"from_bus": str, "to_bus": str, "config": str})
@@ -195,6 +197,7 @@ def load_ieee13(
         branches=branches,
         base_mva=BASE_MVA,
         source=SOURCE,
+        backend="opendss",
         extra={
             "zabc": zabc,
             "loads": loads,
@@ -202,70 +205,13 @@ def load_ieee13(
             "regulator": regulators.assign(
                 ratio=1.0 + regulators["step_pct"] / 100.0 * regulators["tap_position"]
             ),
+            "layout": ieee13_layout(folder),
         },
     )
 
 
-def solve_ieee13_power_flow(data: NetworkData) -> pd.DataFrame:
-    """Run the OpenDSS snapshot power flow of a loaded IEEE 13-node feeder.
-
-    Parameters
-    ----------
-    data : NetworkData
-        What :func:`load_ieee13` returned.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per bus phase, in feeder order: ``bus, phase, vm_pu``
-        (line-to-neutral, on the bus's base) and ``va_degree`` (0 degrees is
-        phase a at 650).
-
-    Raises
-    ------
-    RuntimeError
-        If the power flow does not converge.
-    """
-    engine = data.net
-    engine.ActiveCircuit.Solution.Solve()
-    if not engine.ActiveCircuit.Solution.Converged:
-        raise RuntimeError("IEEE 13-node power flow did not converge")
-    circuit = engine.ActiveCircuit
-    rows = []
-    for bus in circuit.AllBusNames:
-        circuit.SetActiveBus(bus)
-        mag_angle = np.asarray(circuit.ActiveBus.puVmagAngle).reshape(-1, 2)
-        for node, (vm_pu, va_degree) in zip(circuit.ActiveBus.Nodes, mag_angle, strict=True):
-            if 1 <= node <= 3:
-                rows.append((bus, _PHASES[node - 1], float(vm_pu), float(va_degree)))
-    result = pd.DataFrame(rows, columns=["bus", "phase", "vm_pu", "va_degree"])
-    # Feeder order (the bus table's, outward from the source) reads better in
-    # tables and profile plots than OpenDSS's creation order.
-    order = {bus: k for k, bus in enumerate(dict.fromkeys(data.buses["bus"]))}
-    result["_order"] = result["bus"].map(order)
-    return result.sort_values(["_order", "phase"], ignore_index=True).drop(columns="_order")
-
-
-def ieee13_losses_kw(data: NetworkData) -> float:
-    """Total active losses of the feeder after a power flow, in kW.
-
-    Runs :func:`solve_ieee13_power_flow` first, so the number always belongs
-    to a converged solution. It includes the substation transformer when the
-    feeder was loaded with ``with_substation_impedance=True``.
-
-    Parameters
-    ----------
-    data : NetworkData
-        What :func:`load_ieee13` returned.
-
-    Returns
-    -------
-    float
-        Series and shunt losses of all lines and transformers, in kW.
-    """
-    solve_ieee13_power_flow(data)
-    losses_w, _ = data.net.ActiveCircuit.Losses
-    return float(losses_w) / 1e3
+def _folder(data_dir: Path | None) -> Path:
+    return Path(data_dir) if data_dir is not None else repo_path(DATA_DIR)
 
 
 def ieee13_layout(data_dir: Path | None = None) -> pd.DataFrame:
@@ -280,7 +226,7 @@ def ieee13_layout(data_dir: Path | None = None) -> pd.DataFrame:
     Parameters
     ----------
     data_dir : pathlib.Path, optional
-        Folder holding ``layout.csv``; defaults to ``data/networks/ieee13``.
+        Folder holding ``layout.csv``; defaults to :data:`DATA_DIR`.
 
     Returns
     -------
@@ -288,8 +234,7 @@ def ieee13_layout(data_dir: Path | None = None) -> pd.DataFrame:
         Columns ``bus, name, x, y`` (arbitrary units, y up); ``name`` repeats
         ``bus`` to match the other networks' coordinate tables.
     """
-    folder = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
-    layout = pd.read_csv(folder / "layout.csv", dtype={"bus": str})
+    layout = pd.read_csv(_folder(data_dir) / "layout.csv", dtype={"bus": str})
     layout.insert(1, "name", layout["bus"])
     return layout
 
@@ -305,7 +250,7 @@ def ieee13_published_voltages(path: Path | None = None) -> pd.DataFrame:
     Parameters
     ----------
     path : pathlib.Path, optional
-        The CSV file; defaults to ``tests/reference/ieee13_published_voltages.csv``.
+        The CSV file; defaults to ``published_voltages.csv`` in :data:`DATA_DIR`.
 
     Returns
     -------
@@ -313,7 +258,8 @@ def ieee13_published_voltages(path: Path | None = None) -> pd.DataFrame:
         One row per published bus phase: ``bus, phase, vm_pu`` (line-to-
         neutral, on the bus's base) and ``va_degree``.
     """
-    return pd.read_csv(path or PUBLISHED_VOLTAGES_CSV, comment="#", dtype={"bus": str})
+    path = path if path is not None else repo_path(DATA_DIR, PUBLISHED_VOLTAGES_CSV)
+    return pd.read_csv(path, comment="#", dtype={"bus": str})
 
 
 def _split_distributed_lines(lines: pd.DataFrame, distributed: pd.DataFrame) -> pd.DataFrame:

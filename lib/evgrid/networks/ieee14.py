@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandapower as pp
 import pandapower.networks as pn
 
+from evgrid.core.config import check_voltage_limits
 from evgrid.networks._pandapower import tables_from_pandapower
 from evgrid.networks._tables import NetworkData
-from evgrid.networks.ieee33 import _check_voltage_limits
 
 SOURCE_IEEE14 = (
     "IEEE 14-bus test case (University of Washington Power Systems Test Case Archive, "
@@ -60,7 +60,7 @@ def load_ieee14(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r} is not known: allowed {', '.join(VARIANTS)}")
-    _check_voltage_limits(vmin_pu, vmax_pu)
+    check_voltage_limits(vmin_pu, vmax_pu)
     net = pn.case14()
     net.bus["name"] = [str(i + 1) for i in net.bus.index]
     source = SOURCE_IEEE14
@@ -82,6 +82,7 @@ def load_ieee14(
         branches=branches,
         base_mva=float(net.sn_mva),
         source=source,
+        backend="pandapower",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandapower.networks as pn
 
+from evgrid.core.config import check_voltage_limits
 from evgrid.networks._pandapower import tables_from_pandapower
 from evgrid.networks._tables import NetworkData
 
@@ -44,7 +45,7 @@ def load_ieee33(
     """
     if not 0.0 < load_scale <= 5.0:
         raise ValueError(f"load_scale={load_scale!r} is out of range: allowed 0 < load_scale <= 5")
-    _check_voltage_limits(vmin_pu, vmax_pu)
+    check_voltage_limits(vmin_pu, vmax_pu)
     net = pn.case33bw()
     # Baran & Wu number the buses 1-33; pandapower's index stays 0-based.
     net.bus["name"] = [str(i + 1) for i in net.bus.index]
@@ -57,11 +58,5 @@ def load_ieee33(
         branches=branches,
         base_mva=float(net.sn_mva),
         source=SOURCE_IEEE33,
+        backend="pandapower",
     )
-
-
-def _check_voltage_limits(vmin_pu: float, vmax_pu: float) -> None:
-    if not 0.8 <= vmin_pu < vmax_pu <= 1.2:
-        raise ValueError(
-            f"vmin_pu={vmin_pu!r}, vmax_pu={vmax_pu!r}: allowed 0.8 <= vmin_pu < vmax_pu <= 1.2"
-        )
