@@ -6,7 +6,7 @@ import pyomo.environ as pyo
 import pytest
 
 import evgrid.eva2025 as eva
-from evgrid.core.config import ConfigError, Eva2025Params, validate_section
+from evgrid.core.config import ConfigError, validate_section
 from evgrid.core.solvers import solve
 from evgrid.eva2025 import (
     STRATEGIES,
@@ -28,6 +28,7 @@ from evgrid.formulations.fleet import (
     simultaneous_charge_discharge,
     uncontrolled_charging,
 )
+from evgrid.papers.eva2025.params import Eva2025Params
 
 TZ = "America/Los_Angeles"
 

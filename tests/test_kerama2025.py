@@ -205,7 +205,7 @@ def test_the_integer_cut_is_exact_at_its_point_and_no_stronger_than_the_bound_el
 
 
 def test_cap_hours_are_checked():
-    from evgrid.core.config import Kerama2025Params
+    from evgrid.papers.kerama2025.params import Kerama2025Params
 
     with pytest.raises(ValueError, match=r"cap_hours \[24\] are not clock hours 0-23"):
         Kerama2025Params(cap_hours=[3, 24])

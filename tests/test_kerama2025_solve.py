@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import make_small_kerama
-from evgrid.core.config import ConfigError, Kerama2025Params, SweepPoint
+from evgrid.core.config import ConfigError
 from evgrid.core.solvers import SolverLimitWarning, solve
 from evgrid.kerama2025 import (
     _one_scenario,
@@ -16,6 +16,7 @@ from evgrid.kerama2025 import (
     time_of_use_prices,
 )
 from evgrid.kerama2025_sweep import point_params, run_point
+from evgrid.papers.kerama2025.params import Kerama2025Params, SweepPoint
 
 
 def test_value_function_lp_equals_the_strong_duality_subproblem_at_the_same_caps():

@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from evgrid.core.config import Kerama2025Params
 from evgrid.core.paths import repo_path
 from evgrid.formulations.bilevel import (
     KktInfo,
@@ -39,6 +38,7 @@ from evgrid.formulations.bilevel import (
 )
 from evgrid.formulations.fleet import check_fleet, declare_ev_fleet
 from evgrid.networks import NetworkData, load_ieee33
+from evgrid.papers.kerama2025.params import Kerama2025Params
 
 HORIZON_START_HOUR = 12
 N_PERIODS = 24

@@ -21,15 +21,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from evgrid.core.config import (
-    ConfigError,
-    Kerama2025Params,
-    Kerama2025SweepsParams,
-    load_section,
-    validate_section,
-)
+from evgrid.core.config import ConfigError, load_section, validate_section
 from evgrid.core.outputs import write_csv
 from evgrid.core.paths import output_path
+from evgrid.papers.kerama2025.params import Kerama2025Params, Kerama2025SweepsParams
 
 SWEEPS = ("budget", "degradation", "price", "fleet")
 

@@ -70,7 +70,7 @@ import psutil
 import yaml
 from pydantic import BaseModel
 
-from evgrid.core.config import SECTIONS, ConfigError, load_section, validate_section
+from evgrid.core.config import SECTIONS, ConfigError, load_section, section_model, validate_section
 from evgrid.core.paths import OUTPUT_ROOT_ENV, repo_root
 
 KERNEL_NAME = "evgrid"
@@ -228,10 +228,10 @@ def run_notebook(
 def check_notebook_section(notebook: Path, section: str) -> None:
     """Raise :class:`RunError` unless ``notebook``'s parameters cell assigns exactly ``section``'s fields."""
     names = notebook_parameter_names(notebook)
-    fields = set(SECTIONS[section].model_fields)
+    fields = set(section_model(section).model_fields)
     if names == fields:
         return
-    matching = [s for s, model in SECTIONS.items() if set(model.model_fields) == names]
+    matching = [s for s in SECTIONS if set(section_model(s).model_fields) == names]
     if matching:
         raise RunError(f"{_show(notebook)} takes section {matching[0]!r}, not {section!r}")
     parts = []
@@ -275,7 +275,7 @@ def apply_overrides(section: str, values: dict[str, Any], overrides: dict[str, A
     A key that is not a field of the section (or of the block it names) raises
     :class:`~evgrid.core.config.ConfigError` naming the key and the known fields.
     """
-    model = SECTIONS[section]
+    model = section_model(section)
     merged = values
     for key, value in overrides.items():
         parts = key.split(".")
