@@ -9,12 +9,12 @@ Each fleet size (total EVs over the 5 aggregators, 10 scenarios, 24 h, robust
 DistFlow, strong-duality reformulation) runs in its own process, so that
 memory and time do not leak between runs:
 
-* **Benders** (:func:`evgrid.kerama2025.solve_benders`, 2 worker processes,
+* **Benders** (:func:`evgrid.papers.kerama2025.decomposition.solve_benders`, 2 worker processes,
   tolerance 0.5%, ``--benders-time-limit``): instance build time, wall
   time, iterations, bounds and gap (reported, not hidden, when the limit stops it).
-* **Monolithic**: :func:`evgrid.kerama2025.build_single_level` solved by HiGHS
+* **Monolithic**: :func:`evgrid.papers.kerama2025.model.build_single_level` solved by HiGHS
   in one piece, from the bilevel-feasible MIP start of
-  :func:`evgrid.kerama2025.warm_start` (uncapped, each aggregator solved
+  :func:`evgrid.papers.kerama2025.model.warm_start` (uncapped, each aggregator solved
   alone), with the same 0.5% gap and ``--monolithic-time-limit``: build,
   warm-start and solve time, status, incumbent and gap. Sizes above ``--monolithic-max-evs`` are skipped.
 
@@ -47,7 +47,9 @@ def _params(total_evs: int):
 
 def _benders(total_evs: int, time_limit_s: float, queue) -> None:
     from evgrid.core.config import validate_section
-    from evgrid.kerama2025 import NetworkInfeasibleError, make_instance, solve_benders
+    from evgrid.papers.kerama2025.case import make_instance
+    from evgrid.papers.kerama2025.decomposition import solve_benders
+    from evgrid.papers.kerama2025.model import NetworkInfeasibleError
 
     warnings.simplefilter("ignore")
     params = validate_section("kerama2025", _params(total_evs))
@@ -75,7 +77,8 @@ def _monolithic(total_evs: int, time_limit_s: float, queue) -> None:
 
     from evgrid.core.config import validate_section
     from evgrid.core.solvers import SolverError, solve
-    from evgrid.kerama2025 import build_single_level, make_instance, warm_start
+    from evgrid.papers.kerama2025.case import make_instance
+    from evgrid.papers.kerama2025.model import build_single_level, warm_start
 
     warnings.simplefilter("ignore")
     params = validate_section("kerama2025", _params(total_evs))

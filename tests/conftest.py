@@ -1,7 +1,7 @@
 """Shared test helpers."""
 
 from evgrid.core.config import FleetOptions
-from evgrid.kerama2025 import make_instance
+from evgrid.papers.kerama2025.case import make_instance
 from evgrid.papers.kerama2025.params import Kerama2025Params
 
 

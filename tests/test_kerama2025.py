@@ -13,7 +13,7 @@ from evgrid.formulations.fleet import (
     fleet_schedule,
     simultaneous_charge_discharge,
 )
-from evgrid.kerama2025 import (
+from evgrid.papers.kerama2025.model import (
     build_aggregator_lp,
     build_single_level,
     robust_voltage_margins,
@@ -95,7 +95,7 @@ def test_shared_path_impedance_and_robust_margins_are_monotone():
 
 
 def test_a_budget_that_breaks_the_network_names_the_family_and_hour():
-    from evgrid.kerama2025 import NetworkInfeasibleError, check_network_budget
+    from evgrid.papers.kerama2025.model import NetworkInfeasibleError, check_network_budget
 
     check_network_budget(_small())  # the default budgets hold
     with pytest.raises(NetworkInfeasibleError) as err:
@@ -129,7 +129,7 @@ def test_single_level_with_the_robust_network_solves_on_a_small_instance():
 
 
 def test_benders_and_the_monolithic_milp_reach_the_same_objective():
-    from evgrid.kerama2025 import solve_benders
+    from evgrid.papers.kerama2025.decomposition import solve_benders
 
     case = _small(cap_bits=2)
     tol = 1e-3
@@ -158,7 +158,7 @@ def test_benders_over_many_iterations_reaches_the_monolithic_optimum():
     # points. The high-point bound lies below the optimum, so Benders must
     # visit point after point until its integer cuts close the gap; the
     # monolithic MILP, solved to a tight gap, must agree.
-    from evgrid.kerama2025 import solve_benders
+    from evgrid.papers.kerama2025.decomposition import solve_benders
 
     case = _small(cap_bits=2, cap_hours=[0, 1], n_aggregators=1, aggregator_buses=[18])
     assert len(case.free_caps) == 2
@@ -184,7 +184,7 @@ def test_benders_over_many_iterations_reaches_the_monolithic_optimum():
 def test_the_integer_cut_is_exact_at_its_point_and_no_stronger_than_the_bound_elsewhere():
     from itertools import product
 
-    from evgrid.kerama2025 import integer_optimality_cut
+    from evgrid.algorithms.benders import integer_optimality_cut
 
     hat, value, lower = [1, 0, 1], 10.0, 4.0
     m = pyo.ConcreteModel()

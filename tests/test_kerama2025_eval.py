@@ -9,14 +9,14 @@ import pytest
 
 from conftest import make_small_kerama
 from evgrid.core.solvers import SolverLimitWarning, solve
-from evgrid.kerama2025 import DT_H, build_single_level, warm_start
-from evgrid.kerama2025_eval import (
+from evgrid.papers.kerama2025.case import DT_H
+from evgrid.papers.kerama2025.evaluate import (
     baseline_schedule,
     distflow_vs_ac,
     evaluate,
     net_load_tables,
-    schedule_from_model,
 )
+from evgrid.papers.kerama2025.model import build_single_level, schedule_from_model, warm_start
 
 _small = make_small_kerama
 

@@ -8,15 +8,11 @@ import pytest
 from conftest import make_small_kerama
 from evgrid.core.config import ConfigError
 from evgrid.core.solvers import SolverLimitWarning, solve
-from evgrid.kerama2025 import (
-    _one_scenario,
-    build_single_level,
-    build_subproblem,
-    solve_benders,
-    time_of_use_prices,
-)
-from evgrid.kerama2025_sweep import point_params, run_point
+from evgrid.papers.kerama2025.case import one_scenario, time_of_use_prices
+from evgrid.papers.kerama2025.decomposition import build_subproblem, solve_benders
+from evgrid.papers.kerama2025.model import build_single_level, follower_optima
 from evgrid.papers.kerama2025.params import Kerama2025Params, SweepPoint
+from evgrid.papers.kerama2025.sweep import point_params, run_point
 
 
 def test_value_function_lp_equals_the_strong_duality_subproblem_at_the_same_caps():
@@ -31,9 +27,11 @@ def test_value_function_lp_equals_the_strong_duality_subproblem_at_the_same_caps
         bit.setlb(level)
         bit.setub(level)
     strong_duality = solve(model).objective
-    vf, _ = build_single_level(_one_scenario(case, 0), lower_level="value_function", caps_kw=caps)
+    one = one_scenario(case, 0)
+    phi = follower_optima(one, caps)  # the aggregators alone at these caps; the builder solves nothing
+    vf, _ = build_single_level(one, lower_level="value_function", caps_kw=caps, phi=phi)
     value_function = solve(vf).objective
-    hpr, _ = build_single_level(_one_scenario(case, 0), lower_level="high_point")
+    hpr, _ = build_single_level(one, lower_level="high_point")
     high_point = solve(hpr).objective
     assert value_function == pytest.approx(strong_duality, rel=1e-6)
     assert high_point <= value_function + 1e-6
@@ -83,7 +81,8 @@ def test_an_infeasible_sweep_point_is_recorded_not_dropped():
 
 
 def test_the_spread_grid_point_is_the_flattest_cap_that_serves_every_fleet():
-    from evgrid.kerama2025 import N_PERIODS, _spread_grid_point
+    from evgrid.papers.kerama2025.case import N_PERIODS
+    from evgrid.papers.kerama2025.decomposition import _spread_grid_point
 
     case = make_small_kerama(cap_bits=4)
     hat = _spread_grid_point(case)
@@ -109,11 +108,11 @@ def test_an_infeasible_high_point_relaxation_stops_benders_with_the_reason(monke
     # A fleet the feeder cannot carry at all makes a scenario's high-point
     # relaxation infeasible (seen at 1000 EVs on the paper feeder, where that
     # LP alone takes minutes); Benders must then stop at once and say why.
-    from evgrid import kerama2025
-    from evgrid.kerama2025 import NetworkInfeasibleError
+    from evgrid.papers.kerama2025 import decomposition
+    from evgrid.papers.kerama2025.model import NetworkInfeasibleError
 
-    real = kerama2025._high_point_bound
-    monkeypatch.setattr(kerama2025, "_high_point_bound",
+    real = decomposition._high_point_bound
+    monkeypatch.setattr(decomposition, "_high_point_bound",
                         lambda case, s: None if s == 1 else real(case, s))
     case = make_small_kerama()
     with pytest.raises(NetworkInfeasibleError, match=r"no schedule of the 4 EVs .*scenario\(s\) \[1\]"):
@@ -124,7 +123,7 @@ def test_the_fair_baseline_delivers_the_same_energy_as_the_proposed_schedule():
     # Table 2 compares schedules that deliver the same service: the baseline charges
     # every EV to its required energy, as the optimised schedule does (the old
     # baseline charged to soc_max, about 20% more energy at paper size).
-    from evgrid.kerama2025_eval import baseline_schedule
+    from evgrid.papers.kerama2025.evaluate import baseline_schedule
 
     case = make_small_kerama(cap_bits=2)
     eta_c = case.params.fleet.charge_efficiency

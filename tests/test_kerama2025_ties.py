@@ -5,9 +5,13 @@ import pandas as pd
 import pytest
 
 from conftest import make_small_kerama
-from evgrid.kerama2025 import follower_optimum
-from evgrid.kerama2025_eval import aggregator_profit_usd
-from evgrid.kerama2025_ties import base_net_load_kw, followers_alone_schedule, worst_tie_schedule
+from evgrid.papers.kerama2025.evaluate import aggregator_profit_usd
+from evgrid.papers.kerama2025.model import follower_optimum
+from evgrid.papers.kerama2025.ties import (
+    base_net_load_kw,
+    followers_alone_schedule,
+    worst_tie_schedule,
+)
 
 
 def _linear_peak(case, schedule, scenario):

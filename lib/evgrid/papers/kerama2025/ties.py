@@ -3,7 +3,7 @@
 The aggregators' problems (Eqs. 8-14) are LPs whose optimum is often not
 unique: with flat time-of-use blocks an aggregator is indifferent between the
 hours of one block. The optimistic bi-level model (the paper's, and
-:func:`evgrid.kerama2025.solve_benders`) lets the DSO pick, among the
+:func:`evgrid.papers.kerama2025.decomposition.solve_benders`) lets the DSO pick, among the
 aggregators' equally optimal schedules, the one best for the feeder. This
 module separates that choice from the aggregators' own price response:
 
@@ -15,8 +15,8 @@ module separates that choice from the aggregators' own price response:
   DSO that cannot pick the tie (the *pessimistic* reading) must be ready for.
 
 Both return schedules in the format of
-:func:`evgrid.kerama2025_eval.schedule_from_model`, to be verified by AC power
-flow with :func:`evgrid.kerama2025_eval.evaluate`.
+:func:`evgrid.papers.kerama2025.model.schedule_from_model`, to be verified by
+AC power flow with :func:`evgrid.papers.kerama2025.evaluate.evaluate`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from evgrid.core.solvers import solve
-from evgrid.kerama2025 import DT_H, KeramaCase, build_aggregator_lp, declare_aggregator
-from evgrid.kerama2025_eval import SCHEDULE_COLUMNS
+from evgrid.papers.kerama2025.case import SCHEDULE_COLUMNS, KeramaCase
+from evgrid.papers.kerama2025.model import aggregator_bids, build_aggregator_lp, declare_aggregator
 
 #: An aggregator's cost may exceed its optimum by this much (relative, and at least $1e-6)
 #: in a "tie": the solver's optimality tolerance, not a modelling slack.
@@ -40,17 +40,6 @@ def _caps_for(caps_kw: pd.DataFrame | None, aggregator: int):
     if caps_kw is None:
         return None
     return {t: float(caps_kw.loc[aggregator, t]) for t in caps_kw.columns}
-
-
-def _bids(block: pyo.Block, case: KeramaCase, scenario: int, aggregator: int) -> list[tuple]:
-    throughput = dict.fromkeys(case.periods, 0.0)
-    for e, t in block.ev_t:
-        throughput[t] += (pyo.value(block.p_ch_kw[e, t]) + pyo.value(block.p_dis_kw[e, t])) * DT_H
-    return [
-        (scenario, aggregator, t, pyo.value(block.b_imp_kw[t]), pyo.value(block.b_exp_kw[t]),
-         throughput[t])
-        for t in case.periods
-    ]
 
 
 def followers_alone_schedule(
@@ -67,7 +56,7 @@ def followers_alone_schedule(
         for a in case.aggregators:
             model = build_aggregator_lp(case, a, s, _caps_for(caps_kw, a))
             optimum[a, s] = solve(model).objective
-            rows += _bids(model, case, s, a)
+            rows += aggregator_bids(model, case, s, a)
     return pd.DataFrame(rows, columns=SCHEDULE_COLUMNS), optimum
 
 
@@ -141,7 +130,9 @@ def worst_tie_schedule(
             value = base[t] + solve(m).objective
             if value > best_value + 1e-6:
                 best_t, best_value = t, value
-                best_rows = [r for a in case.aggregators for r in _bids(m.agg[a], case, s, a)]
+                best_rows = [
+                    r for a in case.aggregators for r in aggregator_bids(m.agg[a], case, s, a)
+                ]
             m.del_component(m.objective)
         peak_hour[s], peak_kw[s] = best_t, float(best_value)
         rows += best_rows

@@ -1,10 +1,11 @@
 """Kerama (2025) Tables 3-6: one sensitivity sweep, run from the command line or a notebook.
 
-``python -m evgrid.kerama2025_sweep budget`` reads the ``kerama2025`` and
-``kerama2025_sweeps`` sections of ``params.yaml``, validates every point of
-the sweep before solving any, and for each point solves the bi-level model
-(:func:`evgrid.kerama2025.solve_benders`) and the uncontrolled baseline,
-verifies both with AC power flows (:func:`evgrid.kerama2025_eval.evaluate`)
+``python -m evgrid.papers.kerama2025.sweep budget`` reads the ``kerama2025``
+and ``kerama2025_sweeps`` sections of ``params.yaml``, validates every point
+of the sweep before solving any, and for each point solves the bi-level model
+(:func:`evgrid.papers.kerama2025.decomposition.solve_benders`) and the
+uncontrolled baseline, verifies both with AC power flows
+(:func:`evgrid.papers.kerama2025.evaluate.evaluate`)
 and writes one row per point to ``<results_dir>/<sweep>.csv`` (under
 :func:`evgrid.core.paths.output_root`). The file holds no wall-clock times, so that
 a re-run that solves the same points gives the same bytes; the time of each
@@ -69,9 +70,12 @@ def run_point(params: Kerama2025Params, *, workers: int = 2) -> dict[str, float]
     to ``soc_max`` delivered about 20% more energy, which inflated the
     baseline's peak, cost and violations.)
     """
+    # imported here: a bad sweep name or section fails before pyomo and the solvers load
     from evgrid.core.solvers import InfeasibleModelError
-    from evgrid.kerama2025 import NetworkInfeasibleError, make_instance, solve_benders
-    from evgrid.kerama2025_eval import baseline_schedule, evaluate
+    from evgrid.papers.kerama2025.case import make_instance
+    from evgrid.papers.kerama2025.decomposition import solve_benders
+    from evgrid.papers.kerama2025.evaluate import baseline_schedule, evaluate
+    from evgrid.papers.kerama2025.model import NetworkInfeasibleError
 
     start = time.perf_counter()
     case = make_instance(params)
@@ -135,7 +139,7 @@ def run_sweep(name: str, params_file: str = "params.yaml", *, progress: bool = T
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evgrid.kerama2025_sweep",
+    parser = argparse.ArgumentParser(prog="python -m evgrid.papers.kerama2025.sweep",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("sweep", choices=SWEEPS)
     parser.add_argument("--params", default="params.yaml")

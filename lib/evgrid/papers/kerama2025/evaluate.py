@@ -8,17 +8,18 @@ the schedule, not from the model's own linearised network, so the baseline
 and the model are judged by the same yardstick and the model's DistFlow
 approximation is itself checked (:func:`distflow_vs_ac`).
 
-A schedule is a tidy table (:data:`SCHEDULE_COLUMNS`), one row per scenario,
-aggregator and period: what the aggregator imports and exports at its bus and
-the energy its batteries cycle (for the degradation cost of Eq. 8). It comes
-from a solved model (:func:`schedule_from_model`) or from the uncontrolled
-baseline (:func:`baseline_schedule`).
+A schedule is a tidy table (:data:`~evgrid.papers.kerama2025.case.SCHEDULE_COLUMNS`),
+one row per scenario, aggregator and period: what the aggregator imports and
+exports at its bus and the energy its batteries cycle (for the degradation
+cost of Eq. 8). It comes from a solved model
+(:func:`evgrid.papers.kerama2025.model.schedule_from_model`) or from the
+uncontrolled baseline (:func:`baseline_schedule`).
 
 Where the paper is silent we choose, and say so:
 
 * **Worst case.** The paper counts "worst-case constraint violations" without
   defining the worst case. We take the two corners of the robust box that
-  :func:`evgrid.kerama2025.robust_voltage_margins` protects against: loads
+  :func:`evgrid.papers.kerama2025.model.robust_voltage_margins` protects against: loads
   high and PV low (lowest voltages) and loads low and PV high (highest
   voltages), and count every (scenario, corner, hour, bus) outside the
   voltage limits, plus every (scenario, corner, hour, line) above its rating
@@ -27,14 +28,13 @@ Where the paper is silent we choose, and say so:
   schedule was planned for, with the AC substation import (losses included).
 * **Profit** is Eq. (8) with the bids priced at the time-of-use tariff and
   the degradation cost on the throughput, as in
-  :func:`evgrid.kerama2025.declare_aggregator`; the baseline only buys, so
+  :func:`evgrid.papers.kerama2025.model.declare_aggregator`; the baseline only buys, so
   its profit is negative (the paper's positive baseline profit cannot come
   from Eq. 8 without a retail revenue the paper does not state).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,31 +44,19 @@ import pyomo.environ as pyo
 
 from evgrid.analysis.acverify import AcSeries, ac_time_series
 from evgrid.formulations.fleet import net_power_by, uncontrolled_charging
-from evgrid.kerama2025 import DT_H, N_PERIODS, KeramaCase
+from evgrid.papers.kerama2025.case import DT_H, N_PERIODS, SCHEDULE_COLUMNS, KeramaCase
+from evgrid.papers.kerama2025.model import linear_state, schedule_from_model
 
 __all__ = [
     "REALISATIONS",
-    "SCHEDULE_COLUMNS",
     "WORST_CASES",
     "Metrics",
     "aggregator_profit_usd",
     "baseline_schedule",
     "distflow_vs_ac",
     "evaluate",
-    "linear_state",
     "linear_vs_ac",
     "net_load_tables",
-    "schedule_from_model",
-]
-
-#: Columns of a schedule table, with units.
-SCHEDULE_COLUMNS = [
-    "scenario",
-    "aggregator",
-    "t",
-    "b_imp_kw",  # import (charging) bid at the aggregator's bus
-    "b_exp_kw",  # export (discharging) bid
-    "throughput_kwh",  # sum over the aggregator's EVs of (p_ch + p_dis) dt
 ]
 
 Realisation = Literal["forecast", "low_voltage", "high_voltage"]
@@ -81,37 +69,6 @@ WORST_CASES: tuple[Realisation, ...] = ("low_voltage", "high_voltage")
 # --------------------------------------------------------------------------
 # Schedules
 # --------------------------------------------------------------------------
-
-
-def schedule_from_model(model: pyo.ConcreteModel, case: KeramaCase) -> pd.DataFrame:
-    """The aggregators' bids and battery throughput of a solved single-level model.
-
-    Reads ``model.agg[a, s]`` (:func:`evgrid.kerama2025.declare_aggregator`):
-    ``b_imp_kw[t]``, ``b_exp_kw[t]``, ``p_ch_kw[e, t]``, ``p_dis_kw[e, t]``.
-
-    Raises
-    ------
-    ValueError
-        If a bid has no value (the model was not solved).
-    """
-    rows = []
-    for a in case.aggregators:
-        for s in case.scenarios:
-            block = model.agg[a, s]
-            throughput = dict.fromkeys(case.periods, 0.0)
-            for e, t in block.ev_t:
-                throughput[t] += (_value(block.p_ch_kw[e, t]) + _value(block.p_dis_kw[e, t])) * DT_H
-            for t in case.periods:
-                rows.append(
-                    (s, a, t, _value(block.b_imp_kw[t]), _value(block.b_exp_kw[t]), throughput[t])
-                )
-    return pd.DataFrame(rows, columns=SCHEDULE_COLUMNS)
-
-
-def _value(var: pyo.Var) -> float:
-    if var.value is None:
-        raise ValueError(f"{var.name} has no value; solve the model first")
-    return float(var.value)
 
 
 def baseline_schedule(
@@ -281,7 +238,7 @@ def aggregator_profit_usd(case: KeramaCase, schedule: pd.DataFrame) -> pd.Series
     """Total aggregator profit of Eq. (8) per scenario (not weighted).
 
     ``sum_{a,t} price_t (b_exp - b_imp) dt - kappa sum throughput_kwh``: the
-    negative of the sum of :func:`evgrid.kerama2025.declare_aggregator`'s
+    negative of the sum of :func:`evgrid.papers.kerama2025.model.declare_aggregator`'s
     ``cost_usd`` over the aggregators.
     """
     price = pd.Series(case.price_usd_per_kwh, index=list(case.periods))
@@ -377,27 +334,6 @@ def _check_schedule(case: KeramaCase, schedule: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------
 # The model's DistFlow against AC
 # --------------------------------------------------------------------------
-
-
-def linear_state(model: pyo.ConcreteModel, scenario: int) -> dict[str, pd.Series]:
-    """What the solved model's DistFlow says of ``scenario``: voltages, losses and import.
-
-    ``vm_pu`` is indexed by (bus, t), ``losses_kw`` and ``import_kw`` by t;
-    plain pandas objects, so a worker can return them instead of the model.
-    """
-    if not hasattr(model, "net"):
-        raise ValueError("the model has no network block (built with with_network=False)")
-    grid = model.net[scenario]
-    periods = list(model.t)
-    vm = {(b, t): math.sqrt(max(_value(grid.v_sq_pu[b, t]), 0.0)) for b, t in grid.v_sq_pu}
-    return {
-        "vm_pu": pd.Series(vm).rename_axis(["bus", "t"]),
-        "losses_kw": pd.Series(
-            [sum(_value(grid.p_loss_kw[line, t]) for line in grid.lines) for t in periods],
-            index=periods,
-        ),
-        "import_kw": pd.Series([_value(grid.p_import_kw[t]) for t in periods], index=periods),
-    }
 
 
 def distflow_vs_ac(model: pyo.ConcreteModel, case: KeramaCase, scenario: int) -> pd.DataFrame:
