@@ -40,6 +40,14 @@ def test_stage_deps_cover_every_library_file_it_imports(name):
     assert not missing, f"stage {name} runs these files but does not list them in deps: {missing}"
 
 
+def test_a_package_run_with_dash_m_includes_its_main_and_the_section_model():
+    modules = stage_entry_modules("python -m evgrid.papers.eva2025 month 2024-05")
+    assert {"evgrid.papers.eva2025", "evgrid.papers.eva2025.__main__"} <= modules
+    runner = stage_entry_modules("python -m evgrid.core.run notebooks/99_reproduction_report.ipynb "
+                                 "--section kerama2025")
+    assert "evgrid.papers.kerama2025.params" in runner
+
+
 def test_the_import_closure_follows_imports_inside_functions():
     # The sweep imports the models only inside run_point; the closure must still see them.
     files = {f.name for f in closure({"evgrid.papers.kerama2025.sweep"})}

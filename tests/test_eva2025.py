@@ -5,10 +5,18 @@ import pandas as pd
 import pyomo.environ as pyo
 import pytest
 
-import evgrid.eva2025 as eva
+import evgrid.papers.eva2025 as eva
 from evgrid.core.config import ConfigError, validate_section
 from evgrid.core.solvers import solve
-from evgrid.eva2025 import (
+from evgrid.formulations.fleet import (
+    FLEET_COLUMNS,
+    FleetInfeasibleError,
+    declare_ev_fleet,
+    fleet_schedule,
+    simultaneous_charge_discharge,
+    uncontrolled_charging,
+)
+from evgrid.papers.eva2025 import (
     STRATEGIES,
     EvaDay,
     GridLimitError,
@@ -20,13 +28,6 @@ from evgrid.eva2025 import (
     rolling_horizon,
     run_strategy,
     sessions_to_fleet,
-)
-from evgrid.formulations.fleet import (
-    FleetInfeasibleError,
-    declare_ev_fleet,
-    fleet_schedule,
-    simultaneous_charge_discharge,
-    uncontrolled_charging,
 )
 from evgrid.papers.eva2025.params import Eva2025Params
 
@@ -150,7 +151,7 @@ def test_uncontrolled_charging_stops_at_required_or_max_energy():
 def test_declare_ev_fleet_exclusion_binaries_only_where_asked(exclusive, expected):
     fleet = sessions_to_fleet(_sessions(ROWS), n_periods=6)
     m = pyo.ConcreteModel()
-    declare_ev_fleet(m, fleet[eva.FLEET_COLUMNS], exclusive_binaries=exclusive)
+    declare_ev_fleet(m, fleet[FLEET_COLUMNS], exclusive_binaries=exclusive)
     plugged = set(m.ev_t)
     have = set(m.is_charging) if hasattr(m, "is_charging") else set()
     want = {
@@ -275,7 +276,7 @@ def test_check_grid_capacity_names_the_window_and_energy(monkeypatch):
     def no_solve(*_args, **_kwargs):
         raise AssertionError("solved despite the grid limit")
 
-    monkeypatch.setattr(eva, "solve", no_solve)
+    monkeypatch.setattr(eva.strategies, "solve", no_solve)
     with pytest.raises(GridLimitError, match="within hours 0-2"):
         run_strategy(day, "smart")
     # the baseline is not checked: it charges at full power and overloads the grid
