@@ -9,6 +9,7 @@ from evgrid.formulations.fleet import (
     FleetInfeasibleError,
     check_fleet,
     declare_ev_fleet,
+    energy_need_windows,
     fleet_schedule,
     simultaneous_charge_discharge,
     uncontrolled_charging,
@@ -40,6 +41,19 @@ def test_check_fleet_rejects_windows_outside_the_horizon_and_bad_energies():
         check_fleet(_fleet(departure=[6, 9]), n_periods=8)
     with pytest.raises(FleetInfeasibleError, match="e1: required energy 60.00 kWh above"):
         check_fleet(_fleet(e_req_kwh=[60.0, 40.0]), n_periods=8)
+
+
+def test_energy_need_windows_count_an_ev_only_where_its_whole_plug_in_window_lies():
+    windows = energy_need_windows(_fleet(), n_periods=7).set_index(["t_start", "t_end"])
+    need_e1, need_e2 = (40.0 - 20.0) / 0.9, (40.0 - 30.0) / 0.9  # e1 [1, 6), e2 [2, 5)
+    assert windows.loc[(2, 5)].tolist() == pytest.approx([1, need_e2])
+    assert windows.loc[(1, 6)].tolist() == pytest.approx([2, need_e1 + need_e2])
+    assert windows.loc[(0, 7)].tolist() == pytest.approx([2, need_e1 + need_e2])
+    assert (3, 6) not in windows.index and (1, 4) not in windows.index  # they cut a window
+    assert len(windows) == 3 * 3  # [a, b) with a <= 2 and b >= 5 hold e2
+    assert (windows["n_evs"] == 2).sum() == 2 * 2  # a <= 1 and b >= 6 hold e1 too
+    # an EV that arrives with what it needs asks nothing of the grid
+    assert energy_need_windows(_fleet(e_req_kwh=[20.0, 30.0]), 7)["need_kwh"].eq(0).all()
 
 
 def _cost_model(evs, prices, exclusive):

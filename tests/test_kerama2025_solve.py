@@ -81,6 +81,7 @@ def test_an_infeasible_sweep_point_is_recorded_not_dropped():
 
 
 def test_the_spread_grid_point_is_the_flattest_cap_that_serves_every_fleet():
+    from evgrid.formulations.fleet import energy_need_windows
     from evgrid.papers.kerama2025.case import N_PERIODS
     from evgrid.papers.kerama2025.decomposition import _spread_grid_point
 
@@ -91,14 +92,11 @@ def test_the_spread_grid_point_is_the_flattest_cap_that_serves_every_fleet():
         levels = {sum(2**k * hat[i * N_PERIODS + t, k] for k in range(4)) for t in case.periods}
         assert len(levels) == 1  # one cap for every hour
         level = levels.pop()
-        rate = 0.0  # the densest need of the aggregator's EVs, over scenarios and windows
-        for s in case.scenarios:
-            f = case.fleets[s][case.fleets[s]["aggregator"] == a]
-            need = ((f["e_req_kwh"] - f["e_init_kwh"]).clip(lower=0) / f["eta_ch"]).to_numpy()
-            for t1 in range(N_PERIODS):
-                for t2 in range(t1 + 1, N_PERIODS + 1):
-                    inside = ((f["arrival"] >= t1) & (f["departure"] <= t2)).to_numpy()
-                    rate = max(rate, need[inside].sum() / (t2 - t1))
+        # the densest need of the aggregator's EVs, over scenarios and windows
+        rate = max(
+            (w["need_kwh"] / (w["t_end"] - w["t_start"])).max()
+            for w in (energy_need_windows(case.fleet(a, s), N_PERIODS) for s in case.scenarios)
+        )
         step = case.b_max_kw[a] / top
         assert level * step >= rate - 1e-9
         assert level == top or (level - 2) * step < rate  # one level of slack, no more

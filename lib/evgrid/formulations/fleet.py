@@ -82,6 +82,37 @@ def check_fleet(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0) -> None:
         )
 
 
+#: Columns of :func:`energy_need_windows`.
+WINDOW_COLUMNS = ["t_start", "t_end", "n_evs", "need_kwh"]
+
+
+def energy_need_windows(evs: pd.DataFrame, n_periods: int) -> pd.DataFrame:
+    """The energy the grid must deliver within each window of periods, whatever the schedule.
+
+    For every window ``[t_start, t_end)`` of ``0..n_periods`` that holds at
+    least one EV's whole plug-in window, ``need_kwh`` is what the ``n_evs`` EVs
+    plugged in only within it must draw, ``sum (e_req - e_init)^+ / eta_ch``:
+    no schedule can move it outside the window. Its densest window bounds any
+    flat charging rate from below, and a grid limit that leaves less room in
+    some window than its need cannot be met.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`WINDOW_COLUMNS`, one row per such window, ordered by
+        ``t_start`` then ``t_end``.
+    """
+    need = ((evs["e_req_kwh"] - evs["e_init_kwh"]).clip(lower=0) / evs["eta_ch"]).to_numpy()
+    arr, dep = evs["arrival"].to_numpy(), evs["departure"].to_numpy()
+    rows = []
+    for t_start in range(n_periods):
+        for t_end in range(t_start + 1, n_periods + 1):
+            inside = (arr >= t_start) & (dep <= t_end)
+            if inside.any():
+                rows.append((t_start, t_end, int(inside.sum()), need[inside].sum()))
+    return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
+
+
 def plugged_periods(evs: pd.DataFrame) -> list[tuple[object, int]]:
     """The ``(ev, t)`` pairs at which each EV is plugged in, in fleet order."""
     return [

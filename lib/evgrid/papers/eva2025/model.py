@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from evgrid.formulations.fleet import FLEET_COLUMNS, declare_ev_fleet
+from evgrid.formulations.fleet import FLEET_COLUMNS, declare_ev_fleet, energy_need_windows
 from evgrid.papers.eva2025.inputs import EvaDay, hour_fractions
 
 __all__ = ["GridLimitError", "build_aggregator_schedule", "check_grid_capacity", "exclusion_hours"]
@@ -179,8 +179,9 @@ def check_grid_capacity(day: EvaDay) -> None:
     A necessary condition for smart charging, checked before its model is
     built: in every hour the site load fits under the limit, and in every
     window of hours ``[a, b)`` the energy that the EVs plugged in only
-    within it must take (``(e_req - e_init) / eta_ch``) fits in the room the
-    limit leaves above the site load. The message names the window, the
+    within it must take (``(e_req - e_init) / eta_ch``,
+    :func:`evgrid.formulations.fleet.energy_need_windows`) fits in the room
+    the limit leaves above the site load. The message names the window, the
     energy needed and the room. With V2G or demand response it is not
     necessary (discharging EVs or shifted load make room), and
     :func:`run_strategy` uses it only to explain an infeasible solve.
@@ -193,15 +194,11 @@ def check_grid_capacity(day: EvaDay) -> None:
             f"{over.tolist()} (peak {day.site_load_kw.max():.0f} kW)"
         )
     room = g - day.site_load_kw
-    f = day.fleet
-    need = ((f["e_req_kwh"] - f["e_init_kwh"]).clip(lower=0) / f["eta_ch"]).to_numpy()
-    arr, dep = f["arrival"].to_numpy(), f["departure"].to_numpy()
-    for a in range(T):
-        for b in range(a + 1, T + 1):
-            inside = (arr >= a) & (dep <= b)
-            if inside.any() and need[inside].sum() > room[a:b].sum() + 1e-6:
-                raise GridLimitError(
-                    f"the {int(inside.sum())} EVs plugged in only within hours {a}-{b} need "
-                    f"{need[inside].sum():.0f} kWh from the grid, but grid_limit_kw = {g:g} kW "
-                    f"leaves {room[a:b].sum():.0f} kWh above the site load: raise the limit"
-                )
+    for w in energy_need_windows(day.fleet, T).itertuples():
+        room_kwh = room[w.t_start : w.t_end].sum()
+        if w.need_kwh > room_kwh + 1e-6:
+            raise GridLimitError(
+                f"the {w.n_evs} EVs plugged in only within hours {w.t_start}-{w.t_end} need "
+                f"{w.need_kwh:.0f} kWh from the grid, but grid_limit_kw = {g:g} kW "
+                f"leaves {room_kwh:.0f} kWh above the site load: raise the limit"
+            )

@@ -30,7 +30,7 @@ from evgrid.core.solvers import (
     bounds_only_highs,
     solve,
 )
-from evgrid.formulations.fleet import fleet_schedule
+from evgrid.formulations.fleet import energy_need_windows, fleet_schedule
 from evgrid.papers.kerama2025.case import N_PERIODS, KeramaCase, one_scenario
 from evgrid.papers.kerama2025.evaluate import linear_vs_ac
 from evgrid.papers.kerama2025.model import (
@@ -218,8 +218,8 @@ def _spread_grid_point(case: KeramaCase) -> dict[tuple[int, int], int]:
     Per aggregator, one cap for every hour: the smallest grid level at or
     above the densest need of its EVs in any scenario, i.e. the largest
     ``sum(energy to charge / eta_ch) / (t2 - t1)`` over the EVs plugged in
-    only within hours ``[t1, t2)`` (a uniform rate below it cannot serve
-    them), plus one level of slack. It spreads charging over the night, the
+    only within hours ``[t1, t2)`` (:func:`evgrid.formulations.fleet.energy_need_windows`;
+    a uniform rate below it cannot serve them), plus one level of slack. It spreads charging over the night, the
     opposite of the uncapped response that piles it into the cheapest hours.
     """
     n_bits = case.params.cap_bits
@@ -228,15 +228,10 @@ def _spread_grid_point(case: KeramaCase) -> dict[tuple[int, int], int]:
     for a in case.aggregators:
         rate = 0.0
         for s in case.scenarios:
-            f = case.fleets[s]
-            f = f[f["aggregator"] == a]
-            need = ((f["e_req_kwh"] - f["e_init_kwh"]).clip(lower=0) / f["eta_ch"]).to_numpy()
-            arr, dep = f["arrival"].to_numpy(), f["departure"].to_numpy()
-            for t1 in range(N_PERIODS):
-                for t2 in range(t1 + 1, N_PERIODS + 1):
-                    inside = (arr >= t1) & (dep <= t2)
-                    if inside.any():
-                        rate = max(rate, need[inside].sum() / (t2 - t1))
+            windows = energy_need_windows(case.fleet(a, s), N_PERIODS)
+            if len(windows):
+                per_hour = windows["need_kwh"] / (windows["t_end"] - windows["t_start"])
+                rate = max(rate, per_hour.max())
         step = case.b_max_kw[a] / top
         levels[a] = min(top, int(np.ceil(rate / step - 1e-9)) + 1)
     hat = {}
