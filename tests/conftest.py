@@ -1,7 +1,11 @@
 """Shared test helpers."""
 
+import warnings
+
 from evgrid.core.config import FleetOptions
+from evgrid.core.solvers import SolverLimitWarning, solve
 from evgrid.papers.kerama2025.case import make_instance
+from evgrid.papers.kerama2025.model import build_single_level, warm_start
 from evgrid.papers.kerama2025.params import Kerama2025Params
 
 
@@ -16,3 +20,18 @@ def make_small_kerama(**changes):
     )
     values.update(changes)
     return make_instance(Kerama2025Params(**values))
+
+
+def solve_small_kerama(case, *, with_network=True, **solve_options):
+    """The single-level model of ``case``, warm-started and solved for at most 10 s.
+
+    Returns ``(model, info, result)``; a time-limited incumbent is enough for
+    the tests that use it (their comments say why), so the limit's warning is
+    silenced.
+    """
+    model, info = build_single_level(case, with_network=with_network)
+    assert warm_start(model, case, info)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SolverLimitWarning)
+        result = solve(model, time_limit_s=10, warmstart=True, **solve_options)
+    return model, info, result

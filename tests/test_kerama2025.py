@@ -1,13 +1,12 @@
 """Kerama (2025): instance, aggregator LP, single-level KKT model and its proof."""
 
-import warnings
 
 import pyomo.environ as pyo
 import pytest
 
-from conftest import make_small_kerama
+from conftest import make_small_kerama, solve_small_kerama
 from evgrid.core.config import FleetOptions
-from evgrid.core.solvers import SolverLimitWarning, solve
+from evgrid.core.solvers import solve
 from evgrid.formulations.fleet import (
     FleetInfeasibleError,
     fleet_schedule,
@@ -29,11 +28,7 @@ def solved():
     # KKT feasibility alone makes every aggregator's response optimal, so the
     # proof below holds at any incumbent: a short, warm-started solve suffices.
     case = _small()
-    model, info = build_single_level(case, with_network=False)
-    assert warm_start(model, case, info)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SolverLimitWarning)
-        result = solve(model, time_limit_s=10, warmstart=True)
+    model, info, result = solve_small_kerama(case, with_network=False)
     return case, model, info, result
 
 
@@ -111,11 +106,7 @@ def test_a_budget_that_breaks_the_network_names_the_family_and_hour():
 
 def test_single_level_with_the_robust_network_solves_on_a_small_instance():
     case = _small(n_scenarios=1)
-    model, info = build_single_level(case)
-    assert warm_start(model, case, info)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SolverLimitWarning)
-        result = solve(model, time_limit_s=10, warmstart=True)
+    model, _info, result = solve_small_kerama(case)
     assert result.status in ("optimal", "time_limit_feasible")
     assert result.relative_gap is not None and result.relative_gap < 0.01
     for a in case.aggregators:  # the proof again, now under the network constraints

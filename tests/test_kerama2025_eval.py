@@ -1,14 +1,12 @@
 """Kerama (2025) Table 2 metrics from AC power flows: baseline and the model's schedule."""
 
 import math
-import warnings
 
 import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-from conftest import make_small_kerama
-from evgrid.core.solvers import SolverLimitWarning, solve
+from conftest import make_small_kerama, solve_small_kerama
 from evgrid.papers.kerama2025.case import DT_H
 from evgrid.papers.kerama2025.evaluate import (
     baseline_schedule,
@@ -16,7 +14,7 @@ from evgrid.papers.kerama2025.evaluate import (
     evaluate,
     net_load_tables,
 )
-from evgrid.papers.kerama2025.model import build_single_level, schedule_from_model, warm_start
+from evgrid.papers.kerama2025.model import schedule_from_model
 
 _small = make_small_kerama
 
@@ -33,11 +31,7 @@ def solved():
     # Any incumbent of the robust model satisfies its DistFlow limits, so a
     # 1 % gap is enough to test the AC check of its schedule.
     case = _small(n_scenarios=1)
-    model, info = build_single_level(case)
-    assert warm_start(model, case, info)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SolverLimitWarning)
-        result = solve(model, time_limit_s=10, mip_gap=0.01, warmstart=True)
+    model, _info, result = solve_small_kerama(case, mip_gap=0.01)
     return case, model, result
 
 
