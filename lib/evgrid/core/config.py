@@ -136,7 +136,7 @@ class ReproductionReportParams(Section):
 #: params.yaml section name -> its model: a :class:`Section` subclass, or
 #: ``"module:Class"`` imported on first use (:func:`section_model`).
 SECTIONS: dict[str, str | type[Section]] = {
-    "test_systems": "evgrid.networks.params:TestSystemsParams",
+    "test_systems": "evgrid.analysis.test_systems:TestSystemsParams",
     "kerama2025": "evgrid.papers.kerama2025.params:Kerama2025Params",
     "kerama2025_sweeps": "evgrid.papers.kerama2025.params:Kerama2025SweepsParams",
     "eva2025": "evgrid.papers.eva2025.params:Eva2025Params",

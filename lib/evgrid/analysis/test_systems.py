@@ -1,7 +1,9 @@
-"""The ``test_systems`` section of ``params.yaml`` (notebook 00: the validated test networks).
+"""The ``test_systems`` section of ``params.yaml``: notebook 00, the validated test networks.
 
-Registered by name in :data:`evgrid.core.config.SECTIONS`; it lives with the
-networks because the names it accepts are those of :data:`evgrid.networks.LOADERS`.
+Registered by name in :data:`evgrid.core.config.SECTIONS`. The networks it
+accepts are those of :data:`evgrid.networks.LOADERS`; it sits with the
+analysis that notebook 00 runs (AC power flows and their plots), so that a
+change to it touches no paper's stage.
 """
 
 from __future__ import annotations
