@@ -64,7 +64,7 @@ and (17)–(19).
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -501,29 +501,22 @@ def declare_lindistflow(
             loss[q.name].fix(0.0)
     else:
         _declare_squares(b, losses, n_segments)
-        for q in _QUANTITIES:
-            b.add_component(
-                f"eq_{q.name}_loss_line",
-                pyo.Constraint(
-                    b.lines,
-                    b.periods,
-                    rule=_loss_rule(q.name),
-                    doc=f"{q.kind} losses {q.impedance}_ij l_ij of Eq. ({q.balance_eq}), "
-                    "l_ij ~ (P^2 + Q^2) / V0^2 (Eq. (5) at V0)",
-                ),
-            )
-
-    for q in _QUANTITIES:
-        b.add_component(
-            f"eq_{q.name}_balance_bus",
-            pyo.Constraint(
-                b.non_slack_buses,
-                b.periods,
-                rule=_balance_rule(q.name),
-                doc=f"Eq. ({q.balance_eq}): {q.symbol}_ij = sum_k {q.symbol}_jk + {q.name}_j + "
-                f"{q.impedance}_ij l_ij at the bus j that line (i, j) feeds",
-            ),
+        _declare_per_quantity(
+            b,
+            "loss_line",
+            (b.lines, b.periods),
+            _loss_rule,
+            lambda q: f"{q.kind} losses {q.impedance}_ij l_ij of Eq. ({q.balance_eq}), "
+            "l_ij ~ (P^2 + Q^2) / V0^2 (Eq. (5) at V0)",
         )
+    _declare_per_quantity(
+        b,
+        "balance_bus",
+        (b.non_slack_buses, b.periods),
+        _balance_rule,
+        lambda q: f"Eq. ({q.balance_eq}): {q.symbol}_ij = sum_k {q.symbol}_jk + {q.name}_j + "
+        f"{q.impedance}_ij l_ij at the bus j that line (i, j) feeds",
+    )
 
     def _v_drop(m: pyo.Block, line: Hashable, t: Hashable) -> Any:
         i, j = lines.at[line, "sending_bus"], lines.at[line, "receiving_bus"]
@@ -540,16 +533,14 @@ def declare_lindistflow(
         "the last term with the same approximation of l as the losses (0 for 'none')",
     )
 
-    for q in _QUANTITIES:
-        b.add_component(
-            f"eq_{q.name}_import_slack",
-            pyo.Constraint(
-                b.periods,
-                rule=_import_rule(q.name),
-                doc=f"Eq. (7){q.counterpart}: {q.symbol}_0 = sum_k {q.symbol}_0k "
-                "(plus any load at the slack bus)",
-            ),
-        )
+    _declare_per_quantity(
+        b,
+        "import_slack",
+        (b.periods,),
+        _import_rule,
+        lambda q: f"Eq. (7){q.counterpart}: {q.symbol}_0 = sum_k {q.symbol}_0k "
+        "(plus any load at the slack bus)",
+    )
 
     if enforce_voltage_limits:
         vmin_sq = (buses["vmin_pu"] ** 2).to_dict()
@@ -605,6 +596,20 @@ def declare_lindistflow(
         )
 
 
+def _declare_per_quantity(
+    b: pyo.Block,
+    family: str,
+    over: tuple[pyo.Set, ...],
+    rule_of: Callable[[str], Callable[..., Any]],
+    doc_of: Callable[[_Quantity], str],
+) -> None:
+    """Constraint ``eq_<p|q>_<family>`` for active, then reactive power: one equation, both twins."""
+    for q in _QUANTITIES:
+        b.add_component(
+            f"eq_{q.name}_{family}", pyo.Constraint(*over, rule=rule_of(q.name), doc=doc_of(q))
+        )
+
+
 def _declare_squares(b: pyo.Block, losses: str, n_segments: int) -> None:
     """Approximate ``(P / S_base)^2`` and ``(Q / S_base)^2`` of every line and period.
 
@@ -630,34 +635,15 @@ def _declare_squares(b: pyo.Block, losses: str, n_segments: int) -> None:
             line: breakpoints(n_segments, pyo.value(bar[line]) / pyo.value(b.kw_per_pu))
             for line in b.lines
         }
-        over = (b.lines, b.periods)
+        family = (flow, sq, (b.lines, b.periods), b.segments, points)
         if losses == "pwl_convex":
-            declare_square_tangents(
-                b,
-                f"ineq_{q.name}_flow_sq_line_tangent",
-                flow,
-                sq,
-                over,
-                b.segments,
-                points,
-                scale=kw_per_pu,
-                doc=f"({q.symbol}_ij / S_base)^2 >= its tangent at the midpoint of segment l: "
-                "outer PWL approximation of the square in Eq. (5)",
-            )
+            doc = (f"({q.symbol}_ij / S_base)^2 >= its tangent at the midpoint of segment l: "
+                   "outer PWL approximation of the square in Eq. (5)")
+            name = f"ineq_{q.name}_flow_sq_line_tangent"
+            declare_square_tangents(b, name, *family, scale=kw_per_pu, doc=doc)
         else:
-            declare_square_segments(
-                b,
-                q.name,
-                "line",
-                q.unit_label,
-                flow,
-                sq,
-                over,
-                b.segments,
-                points,
-                scale=kw_per_pu,
-                symbol=f"{q.symbol}_ij",
-            )
+            naming = (q.name, "line", q.unit_label)
+            declare_square_segments(b, *naming, *family, scale=kw_per_pu, symbol=f"{q.symbol}_ij")
 
 
 def _check_losses(losses: str) -> None:

@@ -1,16 +1,9 @@
 """Paper 2's four strategies, and what a schedule costs and earns at the day's real prices.
 
-1. ``uncontrolled``: every EV charges at full power from the moment it
-   arrives (sub-hourly: :func:`uncontrolled_schedule`) until it has its
-   required energy; no optimisation.
-2. ``smart``: cost-minimising charging, no V2G (an LP).
-3. ``v2g``: profit-maximising charging and discharging (3.1), with the
-   charge/discharge exclusion binaries where they are needed
-   (:func:`evgrid.papers.eva2025.model.exclusion_hours`).
-4. ``v2g_dr``: 3. plus price-based demand response.
-
-:func:`run_strategy` schedules a day with one of them, :func:`schedule_metrics`
-settles any schedule.
+:func:`run_strategy` schedules a day with one of :data:`STRATEGIES`
+(uncontrolled charging from arrival, :func:`uncontrolled_schedule`; smart
+charging; V2G; V2G with demand response: the package docstring says what
+each is) and :func:`schedule_metrics` settles any schedule at the real prices.
 """
 
 from __future__ import annotations
