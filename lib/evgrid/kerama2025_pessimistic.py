@@ -50,9 +50,9 @@ import sys
 import numpy as np
 import pandas as pd
 
+from evgrid.acverify import ac_time_series
 from evgrid.config import ConfigError, load_section
 from evgrid.kerama2025 import KeramaCase, make_instance
-from evgrid.acverify import ac_time_series
 from evgrid.kerama2025_eval import SCHEDULE_COLUMNS, evaluate, net_load_tables
 from evgrid.kerama2025_ties import followers_alone_schedule, worst_tie_schedule
 from evgrid.outputs import write_csv
