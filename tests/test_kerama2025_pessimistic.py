@@ -49,8 +49,13 @@ def test_an_unservable_level_is_recorded_not_dropped(case):
     assert not row["servable"] and not row["guaranteed"]
 
 
-def test_the_pessimistic_level_is_the_cheapest_guaranteed_one(case):
-    table = pessimistic_uniform_caps(case, levels=[1, 2, 3])
+@pytest.fixture(scope="module")
+def serial_table(case):
+    return pessimistic_uniform_caps(case, levels=[1, 2, 3])
+
+
+def test_the_pessimistic_level_is_the_cheapest_guaranteed_one(serial_table):
+    table = serial_table
     assert list(table.columns) == COLUMNS and list(table["level"]) == [1, 2, 3]
     ok = table[table["guaranteed"]]
     assert len(ok)  # the small feeder is never stressed
@@ -58,3 +63,10 @@ def test_the_pessimistic_level_is_the_cheapest_guaranteed_one(case):
     assert best == int(ok.loc[ok["worst_tie_objective_usd"].idxmin(), "level"])
     # a lower cap can only narrow what the worst tie does in the capped hours
     assert table["bound_low_voltage_violations"].is_monotonic_increasing
+
+
+def test_levels_on_two_workers_give_the_serial_table(case, serial_table):
+    serial = serial_table
+    parallel = pessimistic_uniform_caps(case, levels=[1, 2, 3], parallel={"workers": 2})
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert serial.attrs == parallel.attrs

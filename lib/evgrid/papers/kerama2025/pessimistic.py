@@ -39,13 +39,16 @@ the top of the grid is evaluated by AC power flow
 guaranteed level with the lowest worst-tie objective.
 
 ``python -m evgrid.papers.kerama2025.pessimistic`` reads the ``kerama2025`` section
-and writes ``<results_dir>/pessimistic.csv``.
+and writes ``<results_dir>/pessimistic.csv``, evaluating the levels on
+:data:`CLI_WORKERS` local Dask worker processes (:func:`evgrid.core.parallel.map_tasks`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,11 +56,15 @@ import pandas as pd
 from evgrid.analysis.acverify import ac_time_series
 from evgrid.core.config import ConfigError, load_section
 from evgrid.core.outputs import write_csv
+from evgrid.core.parallel import ParallelOptions, map_tasks, options_from_mapping
 from evgrid.core.paths import output_path
 from evgrid.core.solvers import InfeasibleModelError
 from evgrid.papers.kerama2025.case import SCHEDULE_COLUMNS, KeramaCase, make_instance
 from evgrid.papers.kerama2025.evaluate import evaluate, net_load_tables
 from evgrid.papers.kerama2025.ties import followers_alone_schedule, worst_tie_schedule
+
+#: Worker processes ``python -m evgrid.papers.kerama2025.pessimistic`` evaluates levels on.
+CLI_WORKERS = 2
 
 #: Columns of the table :func:`pessimistic_uniform_caps` returns.
 COLUMNS = [
@@ -172,25 +179,42 @@ def lowest_servable_level(case: KeramaCase) -> int:
     return max(0, max(levels) - 1)
 
 
+def _level_task(task: tuple[KeramaCase, int]) -> dict:
+    """One level, as a pure task for :func:`evgrid.core.parallel.map_tasks` (the case pickles)."""
+    case, level = task
+    return evaluate_level(case, level)
+
+
 def pessimistic_uniform_caps(
-    case: KeramaCase, levels: list[int] | None = None, *, progress: bool = False
+    case: KeramaCase,
+    levels: list[int] | None = None,
+    *,
+    progress: bool = False,
+    parallel: ParallelOptions | Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``levels`` (default: lowest servable to the top) and return :data:`COLUMNS`.
 
     The caps apply in the off-peak hours (:func:`off_peak_case`).
     ``attrs["best_level"]`` is the pessimistic solution: the guaranteed level
     with the lowest worst-tie objective (None if no level is guaranteed).
-    """
-    from tqdm import tqdm
 
+    The levels are independent: ``parallel`` (:class:`evgrid.core.parallel.ParallelOptions`
+    or a mapping of its fields) runs them through :func:`evgrid.core.parallel.map_tasks`;
+    None (the default) evaluates them one after another in this process. The table is the
+    same either way.
+    """
     case = off_peak_case(case)
     top = 2**case.params.cap_bits - 1
     if levels is None:
         levels = list(range(lowest_servable_level(case), top + 1))
-    rows = [
-        evaluate_level(case, level)
-        for level in tqdm(levels, desc="uniform cap levels", disable=not progress, file=sys.stdout)
-    ]
+    options = ParallelOptions(workers=1) if parallel is None else options_from_mapping(parallel)
+    rows = map_tasks(
+        _level_task,
+        [(case, level) for level in levels],
+        options=options,
+        desc="uniform cap levels",
+        progress=progress,
+    )
     table = pd.DataFrame(rows, columns=COLUMNS)
     ok = table[table["guaranteed"]]
     table.attrs["best_level"] = (
@@ -210,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    table = pessimistic_uniform_caps(make_instance(params), progress=True)
+    table = pessimistic_uniform_caps(
+        make_instance(params), progress=True, parallel=ParallelOptions(workers=CLI_WORKERS)
+    )
     write_csv(table, output_path(params.results_dir, "pessimistic.csv"))
     print(f"pessimistic level: {table.attrs['best_level']}")
     return 0

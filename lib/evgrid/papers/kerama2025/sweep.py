@@ -10,6 +10,12 @@ and writes one row per point to ``<results_dir>/<sweep>.csv`` (under
 :func:`evgrid.core.paths.output_root`). The file holds no wall-clock times, so that
 a re-run that solves the same points gives the same bytes; the time of each
 point is printed instead.
+
+The points run through :func:`evgrid.core.parallel.map_tasks`: with
+``kerama2025_sweeps.workers`` > 1 on a local Dask cluster, one point per worker
+process (see :func:`sweep_options`), giving the same table as a serial run. A
+point that raises fails the run, naming the point; the finished rows then go to
+``<sweep>.partial.csv``, never to the stage output.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from typing import Any
 
 import pandas as pd
@@ -24,6 +31,7 @@ import yaml
 
 from evgrid.core.config import ConfigError, load_section, validate_section
 from evgrid.core.outputs import write_csv
+from evgrid.core.parallel import ParallelOptions, TaskFailedError, map_tasks
 from evgrid.core.paths import output_path
 from evgrid.papers.kerama2025.params import Kerama2025Params, Kerama2025SweepsParams
 
@@ -116,25 +124,78 @@ def run_point(params: Kerama2025Params, *, workers: int = 2) -> dict[str, float]
     return row
 
 
-def run_sweep(name: str, params_file: str = "params.yaml", *, progress: bool = True) -> pd.DataFrame:
-    """Run sweep ``name`` of ``params_file``; return (and write) its table."""
-    from tqdm import tqdm
+class SweepFailedError(RuntimeError):
+    """One or more points of a sweep raised; the stage output was not written."""
 
+
+def sweep_options(workers: int, n_points: int) -> tuple[ParallelOptions, int]:
+    """Where the points run, and the Benders workers inside each, for ``workers`` processes in all.
+
+    ``workers>1`` and several points: the points on a local Dask cluster of
+    ``min(workers, n_points)`` processes, Benders serial inside each (no process
+    pool nested in a Dask worker). One point, or ``workers=1``: the points one
+    after another in this process, Benders' scenario LPs on ``workers`` processes.
+    """
+    n = max(1, min(workers, n_points))
+    return ParallelOptions(workers=n), (workers if n == 1 else 1)
+
+
+def _point_task(task: tuple[Kerama2025Params, int]) -> dict[str, Any]:
+    """One sweep point, as a pure task for :func:`evgrid.core.parallel.map_tasks`."""
+    params, benders_workers = task
+    return run_point(params, workers=benders_workers)
+
+
+def run_sweep(name: str, params_file: str = "params.yaml", *, progress: bool = True) -> pd.DataFrame:
+    """Run sweep ``name`` of ``params_file``; return (and write) its table.
+
+    The points are independent solves, run through :func:`evgrid.core.parallel.map_tasks`
+    with ``kerama2025_sweeps.workers`` processes in all (:func:`sweep_options`); the table
+    is the same whatever the number of workers. If any point raises, nothing is written
+    to ``<sweep>.csv``: the finished rows go to ``<sweep>.partial.csv`` and
+    :class:`SweepFailedError` names the failed points.
+    """
     if name not in SWEEPS:
         raise ConfigError(f"unknown sweep {name!r}: choose one of {', '.join(SWEEPS)}")
     base = load_section("kerama2025", params_file)
     sweeps: Kerama2025SweepsParams = load_section("kerama2025_sweeps", params_file)
     points = getattr(sweeps, name)
     instances = [(p.label, point_params(base, p), p.model_extra or {}) for p in points]
+    options, benders_workers = sweep_options(sweeps.workers, len(instances))
+    tasks = [(params, benders_workers) for _label, params, _overrides in instances]
+    try:
+        results = map_tasks(_point_task, tasks, options=options, desc=f"sweep {name}",
+                            progress=progress)
+        failures: dict[int, BaseException] = {}
+    except TaskFailedError as err:
+        results, failures = err.results, err.failures
     rows = []
-    for label, params, overrides in tqdm(instances, desc=f"sweep {name}", disable=not progress):
+    for (label, _params, overrides), result in zip(instances, results, strict=True):
+        if result is None:
+            continue
         row = {"sweep": name, "label": label, "overrides": yaml.safe_dump(overrides,
                default_flow_style=True).strip()}
-        row.update(run_point(params, workers=sweeps.workers))
+        row.update(result)
         rows.append(row)
         print(f"{name} / {label}: {row['status']}, {row['seconds']:.0f} s", flush=True)
     table = pd.DataFrame(rows)
-    write_csv(table.drop(columns="seconds"), output_path(sweeps.results_dir, f"{name}.csv"))
+    out = output_path(sweeps.results_dir, f"{name}.csv")
+    partial = out.with_name(f"{name}.partial.csv")
+    if failures:
+        if rows:
+            write_csv(table.drop(columns="seconds"), partial)
+        failed = "\n".join(
+            f"  point {i} {instances[i][0]!r}: {type(exc).__name__}: {exc}"
+            for i, exc in sorted(failures.items())
+        )
+        kept = (f"the {len(rows)} finished points are in {partial}" if rows
+                else "no point finished")
+        raise SweepFailedError(
+            f"sweep {name!r}: {len(failures)} of {len(instances)} points failed, so {out} was "
+            f"not written ({kept}):\n{failed}"
+        ) from failures[min(failures)]
+    write_csv(table.drop(columns="seconds"), out)
+    partial.unlink(missing_ok=True)  # a previous failed run's rows are stale now
     return table
 
 
@@ -149,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except SweepFailedError as err:
+        if err.__cause__ is not None:  # the first failed point's traceback, from its worker
+            traceback.print_exception(err.__cause__, file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
