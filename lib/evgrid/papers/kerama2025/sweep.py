@@ -184,6 +184,8 @@ def run_sweep(name: str, params_file: str = "params.yaml", *, progress: bool = T
     if failures:
         if rows:
             write_csv(table.drop(columns="seconds"), partial)
+        else:
+            partial.unlink(missing_ok=True)  # no stale rows from an earlier run beside the error
         failed = "\n".join(
             f"  point {i} {instances[i][0]!r}: {type(exc).__name__}: {exc}"
             for i, exc in sorted(failures.items())
