@@ -607,3 +607,24 @@ def test_month_command_rejects_a_month_without_prices_before_running(capsys):
     assert eva.main(["month", "2030-05"]) == 2
     err = capsys.readouterr().err
     assert "month = 2030-05" in err and "2015-01 to 2024-12" in err
+
+
+def test_month_days_on_two_dask_workers_give_the_serial_tables():
+    # Two synthetic days (prices for the week before too: the price forecasts read it)
+    # run serially and on a 2-worker local Dask cluster: the same rows in the same order.
+    from evgrid.data.market import load_bdew_profile
+
+    rows = [("work", "08:00", "17:00", 20.0), ("early", "00:30", "06:15", 10.0)]
+    sessions = pd.concat(
+        [_sessions([(f"{sid}{d}", *rest) for sid, *rest in rows], date=d)
+         for d in ("2019-06-21", "2019-06-22", "2019-06-28", "2019-06-29")],
+        ignore_index=True)
+    inputs = eva.EvaInputs(_utc_prices("2024-06-29", days=2), sessions, load_bdew_profile("g1"))
+    params = Eva2025Params(month="2024-06")
+    days = pd.to_datetime(["2024-06-28", "2024-06-29"])
+    serial = eva.run_month(params, inputs, progress=False, days=days)
+    dask = eva.run_month(params, inputs, progress=False, days=days, parallel={"workers": 2})
+    assert list(serial[0]["day"].unique()) == [d.date() for d in days] and not serial[2]
+    pd.testing.assert_frame_equal(serial[0].drop(columns="solve_s"), dask[0].drop(columns="solve_s"))
+    pd.testing.assert_frame_equal(serial[1], dask[1])
+    assert dask[2] == []

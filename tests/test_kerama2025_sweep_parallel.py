@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from conftest import make_small_kerama
+from evgrid.core.parallel import ParallelOptions
 from evgrid.papers.kerama2025 import sweep
 from evgrid.papers.kerama2025.sweep import SweepFailedError, run_sweep, sweep_options
 
@@ -24,40 +25,49 @@ def write_params(path, *, workers, budget=BUDGET):
             "degradation": one,
             "price": one,
             "fleet": one,
-            "workers": workers,
             "results_dir": "results/sweeps",
         },
+        "parallel": {**ParallelOptions(workers=workers).model_dump()},
     }
     path.write_text(yaml.safe_dump(sections, sort_keys=False))
     return path
 
 
 def test_the_sweep_workers_are_processes_in_all():
-    options, inner = sweep_options(1, 4)
-    assert options.serial and inner == 1
-    options, inner = sweep_options(2, 4)
-    assert options.workers == 2 and inner == 1  # no process pool inside a Dask worker
-    options, inner = sweep_options(4, 2)
-    assert options.workers == 2 and inner == 1
-    options, inner = sweep_options(3, 1)  # one point: Benders' scenario LPs get the processes
-    assert options.serial and inner == 3
+    serial = ParallelOptions(workers=1)
+    points, inner = sweep_options(serial, 4)
+    assert points.serial and inner.serial
+    points, inner = sweep_options({"workers": 2}, 4)
+    assert points.workers == 2 and inner.serial  # no cluster nested in a Dask worker
+    points, inner = sweep_options({"workers": 4}, 2)
+    assert points.workers == 2 and inner.serial
+    points, inner = sweep_options({"workers": 3}, 1)  # one point: Benders' scenario LPs get them
+    assert points.serial and inner.workers == 3
+    remote = {"workers": 1, "scheduler": "tcp://127.0.0.1:8786"}
+    points, inner = sweep_options(remote, 4)  # a running cluster takes the points
+    assert points.scheduler == "tcp://127.0.0.1:8786" and inner.serial
 
 
 def test_a_sweep_on_two_workers_writes_the_same_bytes_as_a_serial_one(tmp_path, monkeypatch):
+    """Serially, on a 2-worker LocalCluster, and with the points in reverse order."""
     files = {}
-    for workers in (1, 2):
-        root = tmp_path / f"w{workers}"
+    for run, workers, budget in (("serial", 1, BUDGET), ("dask", 2, BUDGET),
+                                 ("reversed", 2, BUDGET[::-1])):
+        root = tmp_path / run
         monkeypatch.setenv("EVGRID_OUTPUT_ROOT", str(root))
-        params = write_params(tmp_path / f"params{workers}.yaml", workers=workers)
+        params = write_params(tmp_path / f"params_{run}.yaml", workers=workers, budget=budget)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table = run_sweep("budget", str(params), progress=False)
-        assert list(table["label"]) == ["gamma 0.10", "load 0.30"]
-        assert list(table["status"]) == ["solved", "infeasible"]
-        files[workers] = (root / "results" / "sweeps" / "budget.csv").read_bytes()
+        assert list(table["label"]) == [p["label"] for p in budget]
+        files[run] = (root / "results" / "sweeps" / "budget.csv").read_bytes()
         assert not (root / "results" / "sweeps" / "budget.partial.csv").exists()
-    assert files[1] == files[2]
-    header = files[1].decode().splitlines()[0].split(",")
+    assert files["serial"] == files["dask"]
+    serial_lines = files["serial"].decode().splitlines(keepends=True)
+    reversed_lines = files["reversed"].decode().splitlines(keepends=True)
+    assert reversed_lines[0] == serial_lines[0] and reversed_lines[1:] == serial_lines[:0:-1]
+    assert "infeasible" in serial_lines[2] and "solved" in serial_lines[1]
+    header = files["serial"].decode().splitlines()[0].split(",")
     assert header[:5] == ["sweep", "label", "overrides", "status", "message"]
     assert "seconds" not in header
 
@@ -66,7 +76,7 @@ def test_a_failed_point_fails_the_sweep_naming_it_and_writes_no_stage_output(tmp
     # workers=1: the monkeypatched run_point is visible (a Dask worker would not see it)
     monkeypatch.setenv("EVGRID_OUTPUT_ROOT", str(tmp_path))
 
-    def fake_run_point(params, *, workers):
+    def fake_run_point(params, *, parallel):
         if params.gamma_load == 0.3:
             raise RuntimeError("the solver crashed")
         return {"status": "solved", "message": "", "peak_kw_proposed": 1.0, "seconds": 0.5}

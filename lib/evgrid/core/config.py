@@ -141,6 +141,7 @@ SECTIONS: dict[str, str | type[Section]] = {
     "kerama2025_sweeps": "evgrid.papers.kerama2025.params:Kerama2025SweepsParams",
     "eva2025": "evgrid.papers.eva2025.params:Eva2025Params",
     "reproduction_report": ReproductionReportParams,
+    "parallel": "evgrid.core.parallel:ParallelOptions",
 }
 
 

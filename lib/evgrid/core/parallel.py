@@ -62,6 +62,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from tqdm import tqdm
 
+from evgrid.core.config import ConfigError, load_section
+
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
@@ -70,6 +72,7 @@ __all__ = [
     "ParallelOptions",
     "TaskFailedError",
     "job_script",
+    "load_parallel",
     "map_tasks",
     "open_client",
     "options_from_mapping",
@@ -84,7 +87,7 @@ _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 _WALLTIME = re.compile(r"^\d+:[0-5]\d:[0-5]\d$")
 
 
-class ParallelConfigError(ValueError):
+class ParallelConfigError(ConfigError):
     """Parallel options are invalid, or the cluster they name cannot be reached."""
 
 
@@ -200,6 +203,15 @@ def options_from_mapping(mapping: Mapping[str, Any] | None) -> ParallelOptions:
             f"parallel options must be a mapping of field to value, found {type(mapping).__name__}"
         )
     return ParallelOptions(**dict(mapping))
+
+
+def load_parallel(params_file: str = "params.yaml") -> ParallelOptions:
+    """The ``parallel`` section of ``params_file``: where every fanning-out stage runs its tasks.
+
+    It is not a DVC parameter of any stage: the files a stage writes are the same
+    whichever workers computed them, so moving to a cluster re-runs nothing.
+    """
+    return load_section("parallel", params_file)
 
 
 def map_tasks(

@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from evgrid.core.config import ConfigError, load_section, validate_section
 from evgrid.core.outputs import write_csv
+from evgrid.core.parallel import ParallelOptions, load_parallel, map_tasks, options_from_mapping
 from evgrid.core.paths import output_path
 from evgrid.data.market import PriceDataError
 from evgrid.papers.eva2025.inputs import (
@@ -105,8 +105,10 @@ CAP_VARIANTS: dict[str, CapRule] = {"base": "window_and_battery", "window_cap": 
 
 
 def run_month(params, inputs: EvaInputs, *, progress: bool = True,
+              parallel: ParallelOptions | Mapping | None = None,
+              days: Sequence[pd.Timestamp] | None = None,
               ) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.Timestamp]]:
-    """Every day of ``params.month``: each strategy's metrics and hourly net load.
+    """Every day of ``params.month`` (or just ``days``): each strategy's metrics and hourly net load.
 
     Returns ``(metrics, load, skipped)``: one row per (day, variant,
     strategy) with the metrics of :func:`schedule_metrics` and the day's
@@ -116,30 +118,47 @@ def run_month(params, inputs: EvaInputs, *, progress: bool = True,
     ``base`` runs every strategy and the real-time comparison; variant
     ``window_cap`` (:data:`CAP_VARIANTS`) the four strategies. A tqdm
     progress bar shows the days.
+
+    The days are independent: they run through
+    :func:`evgrid.core.parallel.map_tasks` where ``parallel`` says (None: one
+    after another in this process); the tables are the same either way.
     """
-    rows, loads, skipped = [], [], []
-    days = month_days(params.month)
-    # stdout, not stderr: executed notebooks keep no stderr output
-    for day in tqdm(days, desc=f"month {params.month}", unit="day", disable=not progress, file=sys.stdout):
-        try:
-            inputs.prices_on(day)
-        except PriceDataError:
-            skipped.append(day)
-            continue
-        for variant, rule in CAP_VARIANTS.items():
-            eva_day, results = run_day(params, inputs, day, realtime=variant == "base", cap_rule=rule)
-            capped = capped_summary(eva_day)
-            for name, res in results.items():
-                rows.append({"day": day.date(), "variant": variant, "strategy": name,
-                             **res.metrics, **capped, "solve_s": res.solve_s})
-                if variant == "base":
-                    loads.append(pd.DataFrame({"day": day.date(), "strategy": name,
-                                               "hour": range(eva_day.n_periods),
-                                               "net_kw": net_load_kw(eva_day, res)}))
+    options = ParallelOptions(workers=1) if parallel is None else options_from_mapping(parallel)
+    days = month_days(params.month) if days is None else pd.DatetimeIndex(days)
+    # stdout, not stderr: executed notebooks keep no stderr output (map_tasks' bar is on stdout)
+    outcomes = map_tasks(_month_day, [(params, inputs, day) for day in days], options=options,
+                         desc=f"month {params.month}", progress=progress)
+    rows = [row for day_rows, _loads in outcomes if day_rows is not None for row in day_rows]
+    loads = [frame for _rows, day_loads in outcomes if day_loads is not None for frame in day_loads]
+    skipped = [day for day, (day_rows, _loads) in zip(days, outcomes, strict=True) if day_rows is None]
     metrics = pd.DataFrame(rows)
     if "forecast_days" in metrics:
         metrics["forecast_days"] = metrics["forecast_days"].fillna(-1).astype(int)
     return metrics, pd.concat(loads, ignore_index=True), skipped
+
+
+def _month_day(task) -> tuple[list[dict] | None, list[pd.DataFrame] | None]:
+    """One day of :func:`run_month` (a pure task): its metric rows and net-load frames.
+
+    ``(None, None)`` when the price file lacks one of the day's hours.
+    """
+    params, inputs, day = task
+    try:
+        inputs.prices_on(day)
+    except PriceDataError:
+        return None, None
+    rows, loads = [], []
+    for variant, rule in CAP_VARIANTS.items():
+        eva_day, results = run_day(params, inputs, day, realtime=variant == "base", cap_rule=rule)
+        capped = capped_summary(eva_day)
+        for name, res in results.items():
+            rows.append({"day": day.date(), "variant": variant, "strategy": name,
+                         **res.metrics, **capped, "solve_s": res.solve_s})
+            if variant == "base":
+                loads.append(pd.DataFrame({"day": day.date(), "strategy": name,
+                                           "hour": range(eva_day.n_periods),
+                                           "net_kw": net_load_kw(eva_day, res)}))
+    return rows, loads
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -335,14 +354,18 @@ def month_files(results_dir: str, month: str) -> tuple[str, str]:
 def run_month_files(month: str, params_file: str = "params.yaml", *, progress: bool = True) -> pd.DataFrame:
     """Run ``month`` with the ``eva2025`` section of ``params_file`` and write its two files.
 
+    The days run where the ``parallel`` section of ``params_file`` says
+    (:func:`evgrid.core.parallel.load_parallel`).
+
     ``<results_dir>/months/<month>.csv``: one row per (day, variant,
     strategy), no wall-clock times; ``<month>_load.csv``: the hourly net load.
     """
     base = load_section("eva2025", params_file)
     params = validate_section("eva2025", {**base.model_dump(), "month": month})
+    parallel = load_parallel(params_file)
     tick = time.perf_counter()
     inputs = load_inputs(params, month_days(month))
-    metrics, load, skipped = run_month(params, inputs, progress=progress)
+    metrics, load, skipped = run_month(params, inputs, progress=progress, parallel=parallel)
     main, load_file = month_files(params.results_dir, month)
     write_csv(metrics.drop(columns=["solve_s"]), output_path(main))
     write_csv(load, output_path(load_file))

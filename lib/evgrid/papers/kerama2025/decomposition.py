@@ -10,11 +10,12 @@ power flows once, at the end (:func:`evgrid.papers.kerama2025.evaluate.linear_vs
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import uuid
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,6 +24,7 @@ import pyomo.environ as pyo
 from tqdm import tqdm
 
 from evgrid.algorithms.benders import integer_optimality_cut, no_good_cut
+from evgrid.core.parallel import ParallelOptions, open_client, options_from_mapping
 from evgrid.core.solvers import (
     InfeasibleModelError,
     SolverLimitWarning,
@@ -114,7 +116,15 @@ class ScenarioSolution:
 _CACHE: dict = {}  # per process: (token, scenario) -> (model, bits, interface), one run's only
 
 
-def _solve_scenario(token: str, case: KeramaCase, hat: list[int], scenario: int) -> ScenarioSolution:
+def _forget(token: str) -> int:
+    """Drop run ``token``'s cached subproblems from this process; returns how many there were."""
+    keys = [k for k in _CACHE if k[0] == token]
+    for key in keys:
+        del _CACHE[key]
+    return len(keys)
+
+
+def _solve_scenario(token: str, hat: list[int], case: KeramaCase, scenario: int) -> ScenarioSolution:
     """Fix the bits of ``scenario``'s subproblem to ``hat`` and solve it (one Benders step)."""
     key = (token, scenario)
     if key not in _CACHE:
@@ -248,47 +258,56 @@ def solve_benders(
     max_iterations: int = 100,
     time_limit_s: float | None = None,
     workers: int = 1,
+    parallel: ParallelOptions | Mapping | None = None,
     progress: bool = False,
 ) -> BendersResult:
     """Solve the single-level model by Benders decomposition over scenarios.
 
     The master picks the caps (grid bits); each scenario's subproblem
-    (:func:`build_subproblem`) is an LP given them, solved in ``workers``
-    processes. Each ``theta[s]`` starts at its scenario's high-point
-    relaxation (the network and the aggregators' constraints without their
-    optimality), a valid bound for any caps. The first grid point is the
-    uncapped one; if it overloads the feeder, the second is the flattest
-    one the fleets can live with (:func:`_spread_grid_point`). Lower bound: the master's optimum; upper bound: the best
-    grid point at which every scenario is feasible. Stops when the relative
+    (:func:`build_subproblem`) is an LP given them, solved serially
+    (``workers=1``) or on a Dask cluster (:mod:`evgrid.core.parallel`): a
+    local one of ``workers`` processes, or the one ``parallel`` names
+    (:class:`~evgrid.core.parallel.ParallelOptions`, which wins over
+    ``workers``). Each scenario stays on one worker, which keeps its LP
+    between iterations (:class:`_ScenarioPool`).
+
+    Each ``theta[s]`` starts at its scenario's high-point relaxation (the
+    network and the aggregators' constraints without their optimality), a
+    valid bound for any caps. The first grid point is the uncapped one; if
+    it overloads the feeder, the second is the flattest one the fleets can
+    live with (:func:`_spread_grid_point`). Lower bound: the master's
+    optimum; upper bound: the best grid point at which every scenario is feasible. Stops when the relative
     gap is at most ``tol``; otherwise, after ``max_iterations`` or
     ``time_limit_s``, returns with ``converged=False`` and a
     :class:`evgrid.core.solvers.SolverLimitWarning` that states the gap.
     """
     start = time.perf_counter()
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    options = _benders_options(workers, parallel)
     check_network_budget(case)
     token = uuid.uuid4().hex
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
 
     # plain text on stdout: no widget, nothing on stderr
     bar = tqdm(desc="high-point bounds", unit="LP", disable=not progress, file=sys.stdout)
+    stack = contextlib.ExitStack()
+    try:
+        pool = None if options.serial else _ScenarioPool(stack.enter_context(open_client(options)), case)
+    except BaseException:
+        bar.close()
+        stack.close()
+        raise
 
     def run_all(fn, *args):
-        """``fn(*args)`` once per scenario, with the scenario appended to ``args``."""
+        """``fn(*args, case, s)`` once per scenario ``s``, in the order of ``case.scenarios``."""
         if pool is None:
             out = []
             for s in case.scenarios:
-                out.append(fn(*args, s))
+                out.append(fn(*args, case, s))
                 bar.update()
             return out
-        futures = [pool.submit(fn, *args, s) for s in case.scenarios]
-        for _done in as_completed(futures):
-            bar.update()
-        return [f.result() for f in futures]
+        return pool.map(fn, args, bar)
 
     try:
-        initial = dict(zip(case.scenarios, run_all(_high_point_bound, case), strict=True))
+        initial = dict(zip(case.scenarios, run_all(_high_point_bound), strict=True))
         hopeless = [s for s, bound in initial.items() if bound is None]
         if hopeless:
             total = sum(len(case.fleets[s]) for s in hopeless) // len(hopeless)
@@ -307,7 +326,7 @@ def solve_benders(
         lb, converged = sum(initial.values()), False
         for iteration in range(1, max_iterations + 1):
             bar.set_description(f"Benders iteration {iteration}")
-            solutions = run_all(_solve_scenario, token, case, [hat[ik] for ik in key])
+            solutions = run_all(_solve_scenario, token, [hat[ik] for ik in key])
             feasible = all(sol.objective is not None for sol in solutions)
             for sol in solutions:
                 if sol.objective is None:
@@ -356,7 +375,10 @@ def solve_benders(
     finally:
         bar.close()
         if pool is not None:
-            pool.shutdown()
+            pool.forget(token)
+        else:
+            _forget(token)
+        stack.close()
     trace = pd.DataFrame(
         rows, columns=["iteration", "lower_bound", "upper_bound", "gap", "cuts", "seconds"]
     )
@@ -384,3 +406,50 @@ def solve_benders(
         for s, sol in best_solutions.items()
     }
     return BendersResult(best, lb, trace, caps_kw, converged, checked, initial)
+
+
+def _benders_options(workers: int, parallel: ParallelOptions | Mapping | None) -> ParallelOptions:
+    """Where the scenario LPs run: ``parallel`` if given, else ``workers`` local processes."""
+    if parallel is not None:
+        return options_from_mapping(parallel)
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    return ParallelOptions(workers=workers)
+
+
+class _ScenarioPool:
+    """Benders' scenario LPs on a Dask cluster, each scenario kept on one worker.
+
+    The case is sent to every worker once (``scatter``); scenario ``s`` is
+    submitted to the same worker at every iteration (a loose restriction:
+    if that worker dies, Dask runs it elsewhere), so the worker's cached,
+    persistent LP (:data:`_CACHE`) is re-solved with new bounds rather than
+    rebuilt. A task whose worker has no cached model builds it: results do
+    not depend on where a task ran. :meth:`forget` frees the models.
+    """
+
+    def __init__(self, client, case: KeramaCase):
+        self.client = client
+        self.scenarios = list(case.scenarios)
+        workers = sorted(client.scheduler_info()["workers"])
+        if not workers:  # a batch cluster whose jobs have not started yet
+            client.wait_for_workers(1)
+            workers = sorted(client.scheduler_info()["workers"])
+        self.home = {s: workers[i % len(workers)] for i, s in enumerate(self.scenarios)}
+        self.case = client.scatter(case, broadcast=True, hash=False)
+
+    def map(self, fn, args: tuple, bar) -> list:
+        from distributed import as_completed
+
+        futures = [
+            self.client.submit(fn, *args, self.case, s, workers=[self.home[s]],
+                               allow_other_workers=True, pure=False)
+            for s in self.scenarios
+        ]
+        for _done in as_completed(futures):
+            bar.update()
+        return self.client.gather(futures)  # raises the first failed scenario's exception
+
+    def forget(self, token: str) -> None:
+        with contextlib.suppress(Exception):  # the cluster may already be gone
+            self.client.run(_forget, token)

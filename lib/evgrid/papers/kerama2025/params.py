@@ -143,11 +143,4 @@ class Kerama2025SweepsParams(Section):
     degradation: list[SweepPoint] = Field(..., min_length=1, description="Table 4: kappa")
     price: list[SweepPoint] = Field(..., min_length=1, description="Table 5: price scenario")
     fleet: list[SweepPoint] = Field(..., min_length=1, description="Table 6: EVs per aggregator")
-    workers: int = Field(
-        2,
-        ge=1,
-        le=64,
-        description="Processes in all: the sweep points run on up to this many Dask worker "
-        "processes (1: serially, in this process)",
-    )
     results_dir: str = Field("results/kerama2025/sweeps", description="Where the tables go")

@@ -39,8 +39,8 @@ the top of the grid is evaluated by AC power flow
 guaranteed level with the lowest worst-tie objective.
 
 ``python -m evgrid.papers.kerama2025.pessimistic`` reads the ``kerama2025`` section
-and writes ``<results_dir>/pessimistic.csv``, evaluating the levels on
-:data:`CLI_WORKERS` local Dask worker processes (:func:`evgrid.core.parallel.map_tasks`).
+and writes ``<results_dir>/pessimistic.csv``, evaluating the levels where the
+``parallel`` section says (:func:`evgrid.core.parallel.map_tasks`).
 """
 
 from __future__ import annotations
@@ -56,15 +56,12 @@ import pandas as pd
 from evgrid.analysis.acverify import ac_time_series
 from evgrid.core.config import ConfigError, load_section
 from evgrid.core.outputs import write_csv
-from evgrid.core.parallel import ParallelOptions, map_tasks, options_from_mapping
+from evgrid.core.parallel import ParallelOptions, load_parallel, map_tasks, options_from_mapping
 from evgrid.core.paths import output_path
 from evgrid.core.solvers import InfeasibleModelError
 from evgrid.papers.kerama2025.case import SCHEDULE_COLUMNS, KeramaCase, make_instance
 from evgrid.papers.kerama2025.evaluate import evaluate, net_load_tables
 from evgrid.papers.kerama2025.ties import followers_alone_schedule, worst_tie_schedule
-
-#: Worker processes ``python -m evgrid.papers.kerama2025.pessimistic`` evaluates levels on.
-CLI_WORKERS = 2
 
 #: Columns of the table :func:`pessimistic_uniform_caps` returns.
 COLUMNS = [
@@ -231,11 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = load_section("kerama2025", args.params)
+        parallel = load_parallel(args.params)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     table = pessimistic_uniform_caps(
-        make_instance(params), progress=True, parallel=ParallelOptions(workers=CLI_WORKERS)
+        make_instance(params), progress=True, parallel=parallel
     )
     write_csv(table, output_path(params.results_dir, "pessimistic.csv"))
     print(f"pessimistic level: {table.attrs['best_level']}")

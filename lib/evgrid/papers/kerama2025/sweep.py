@@ -11,9 +11,11 @@ and writes one row per point to ``<results_dir>/<sweep>.csv`` (under
 a re-run that solves the same points gives the same bytes; the time of each
 point is printed instead.
 
-The points run through :func:`evgrid.core.parallel.map_tasks`: with
-``kerama2025_sweeps.workers`` > 1 on a local Dask cluster, one point per worker
-process (see :func:`sweep_options`), giving the same table as a serial run. A
+The points run through :func:`evgrid.core.parallel.map_tasks`, where the
+``parallel`` section of ``params.yaml`` says: with ``workers`` > 1 on a local
+Dask cluster, one point per worker process; on a running or batch cluster
+when it names one (see :func:`sweep_options`), giving the same table as a
+serial run. A
 point that raises fails the run, naming the point; the finished rows then go to
 ``<sweep>.partial.csv``, never to the stage output.
 """
@@ -24,6 +26,7 @@ import argparse
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -31,7 +34,13 @@ import yaml
 
 from evgrid.core.config import ConfigError, load_section, validate_section
 from evgrid.core.outputs import write_csv
-from evgrid.core.parallel import ParallelOptions, TaskFailedError, map_tasks
+from evgrid.core.parallel import (
+    ParallelOptions,
+    TaskFailedError,
+    load_parallel,
+    map_tasks,
+    options_from_mapping,
+)
 from evgrid.core.paths import output_path
 from evgrid.papers.kerama2025.params import Kerama2025Params, Kerama2025SweepsParams
 
@@ -44,6 +53,15 @@ TABLE_COLUMNS = {
     "Worst-case constraint violations": "worst_case_violations",
     "Aggregator profit": "aggregator_profit_usd",
 }
+
+#: The columns of a sweep table, in order, whichever point finished first (an
+#: infeasible point has no bounds: NaN there).
+SWEEP_COLUMNS = [
+    "sweep", "label", "overrides", "status", "message",
+    "objective_usd", "lower_bound_usd", "relative_gap", "benders_iterations",
+    *(f"{key}_{name}" for name in ("proposed", "baseline") for key in TABLE_COLUMNS.values()),
+    "seconds",
+]
 
 
 def point_params(base: Kerama2025Params, point: Any) -> Kerama2025Params:
@@ -60,7 +78,8 @@ def point_params(base: Kerama2025Params, point: Any) -> Kerama2025Params:
         raise ConfigError(f"sweep point {point.label!r}: {err}") from None
 
 
-def run_point(params: Kerama2025Params, *, workers: int = 2) -> dict[str, float]:
+def run_point(params: Kerama2025Params, *, workers: int = 2,
+              parallel: ParallelOptions | Mapping | None = None) -> dict[str, float]:
     """Solve and AC-verify one instance; the Table 2 metrics of the proposed schedule and the baseline.
 
     Returns a flat dict: ``status`` (``solved`` when Benders closed the gap to
@@ -70,7 +89,9 @@ def run_point(params: Kerama2025Params, *, workers: int = 2) -> dict[str, float]
     ``message`` says; ``infeasible`` with the reason in ``message``),
     ``<metric>_proposed``, ``<metric>_baseline`` for the metrics of
     :data:`TABLE_COLUMNS` (NaN for an infeasible proposal), and the solve's
-    bounds, gap and time.
+    bounds, gap and time. Benders' scenario LPs run on ``workers`` local
+    processes, or where ``parallel`` says
+    (:func:`evgrid.papers.kerama2025.decomposition.solve_benders`).
 
     The baseline is uncontrolled charging *to the required energy*
     (``baseline_schedule(case, charge_to="required")``): it delivers the same
@@ -90,7 +111,7 @@ def run_point(params: Kerama2025Params, *, workers: int = 2) -> dict[str, float]
     schedules = {"baseline": baseline_schedule(case, charge_to="required")}
     try:
         solution = solve_benders(case, tol=params.solver.mip_gap, workers=workers,
-                                 time_limit_s=params.solver.time_limit_s)
+                                 parallel=parallel, time_limit_s=params.solver.time_limit_s)
     except (NetworkInfeasibleError, InfeasibleModelError) as err:
         row: dict[str, Any] = {"status": "infeasible", "message": " ".join(str(err).split("\n")[:2])}
     else:
@@ -128,29 +149,40 @@ class SweepFailedError(RuntimeError):
     """One or more points of a sweep raised; the stage output was not written."""
 
 
-def sweep_options(workers: int, n_points: int) -> tuple[ParallelOptions, int]:
-    """Where the points run, and the Benders workers inside each, for ``workers`` processes in all.
+def sweep_options(options: ParallelOptions | Mapping,
+                  n_points: int) -> tuple[ParallelOptions, ParallelOptions]:
+    """Where the points run, and where each point's Benders scenario LPs run.
 
-    ``workers>1`` and several points: the points on a local Dask cluster of
-    ``min(workers, n_points)`` processes, Benders serial inside each (no process
-    pool nested in a Dask worker). One point, or ``workers=1``: the points one
-    after another in this process, Benders' scenario LPs on ``workers`` processes.
+    * ``workers=1`` locally: everything serial, in this process.
+    * ``workers>1`` locally and several points: the points on a local Dask
+      cluster of ``min(workers, n_points)`` processes, Benders serial inside
+      each (no cluster nested in a Dask worker).
+    * One point: the point in this process, its scenario LPs on the cluster.
+    * A running or batch cluster (``scheduler`` / ``cluster``): the points on
+      it, Benders serial inside each.
     """
-    n = max(1, min(workers, n_points))
-    return ParallelOptions(workers=n), (workers if n == 1 else 1)
+    options = options_from_mapping(options)
+    serial = ParallelOptions(workers=1)
+    if options.serial:
+        return serial, serial
+    if n_points <= 1:
+        return serial, options
+    if options.scheduler is None and options.cluster == "local":
+        return options.model_copy(update={"workers": min(options.workers, n_points)}), serial
+    return options, serial
 
 
-def _point_task(task: tuple[Kerama2025Params, int]) -> dict[str, Any]:
+def _point_task(task: tuple[Kerama2025Params, ParallelOptions]) -> dict[str, Any]:
     """One sweep point, as a pure task for :func:`evgrid.core.parallel.map_tasks`."""
-    params, benders_workers = task
-    return run_point(params, workers=benders_workers)
+    params, benders = task
+    return run_point(params, parallel=benders)
 
 
 def run_sweep(name: str, params_file: str = "params.yaml", *, progress: bool = True) -> pd.DataFrame:
     """Run sweep ``name`` of ``params_file``; return (and write) its table.
 
     The points are independent solves, run through :func:`evgrid.core.parallel.map_tasks`
-    with ``kerama2025_sweeps.workers`` processes in all (:func:`sweep_options`); the table
+    where the ``parallel`` section says (:func:`sweep_options`); the table
     is the same whatever the number of workers. If any point raises, nothing is written
     to ``<sweep>.csv``: the finished rows go to ``<sweep>.partial.csv`` and
     :class:`SweepFailedError` names the failed points.
@@ -161,8 +193,8 @@ def run_sweep(name: str, params_file: str = "params.yaml", *, progress: bool = T
     sweeps: Kerama2025SweepsParams = load_section("kerama2025_sweeps", params_file)
     points = getattr(sweeps, name)
     instances = [(p.label, point_params(base, p), p.model_extra or {}) for p in points]
-    options, benders_workers = sweep_options(sweeps.workers, len(instances))
-    tasks = [(params, benders_workers) for _label, params, _overrides in instances]
+    options, benders = sweep_options(load_parallel(params_file), len(instances))
+    tasks = [(params, benders) for _label, params, _overrides in instances]
     try:
         results = map_tasks(_point_task, tasks, options=options, desc=f"sweep {name}",
                             progress=progress)
@@ -178,7 +210,7 @@ def run_sweep(name: str, params_file: str = "params.yaml", *, progress: bool = T
         row.update(result)
         rows.append(row)
         print(f"{name} / {label}: {row['status']}, {row['seconds']:.0f} s", flush=True)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=SWEEP_COLUMNS)
     out = output_path(sweeps.results_dir, f"{name}.csv")
     partial = out.with_name(f"{name}.partial.csv")
     if failures:
