@@ -91,3 +91,20 @@ def test_a_failed_point_fails_the_sweep_naming_it_and_writes_no_stage_output(tmp
     assert len(partial) == 2 and "gamma 0.10" in partial[1] and "seconds" not in partial[0]
     assert sweep.main(["budget", "--params", str(params)]) == 1
     assert not (out / "budget.csv").exists()
+
+
+def test_a_bad_parallel_section_stops_the_sweep_before_any_solve(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EVGRID_OUTPUT_ROOT", str(tmp_path))
+    params = write_params(tmp_path / "params.yaml", workers=2)
+    values = yaml.safe_load(params.read_text())
+    values["parallel"]["cluster"] = "kubernetes"
+    params.write_text(yaml.safe_dump(values, sort_keys=False))
+
+    def must_not_run(*_args, **_kwargs):
+        raise AssertionError("a point was solved")
+
+    monkeypatch.setattr(sweep, "run_point", must_not_run)
+    assert sweep.main(["budget", "--params", str(params)]) == 2
+    err = capsys.readouterr().err
+    assert "field 'cluster' = 'kubernetes'" in err and "'local', 'slurm', 'pbs'" in err
+    assert not (tmp_path / "results").exists()
