@@ -20,7 +20,8 @@ def _follower_response(z: float) -> float:
     return pyo.value(m.y)
 
 
-def _single_level(dual_bound=10.0):
+def _leader_and_follower():
+    """Leader z in [0, 10]; follower block f: y in [0, 10], y <= z, y <= 8 - z, y <= 5."""
     m = pyo.ConcreteModel()
     m.z = pyo.Var(bounds=(0, 10))
     m.f = pyo.Block()
@@ -28,6 +29,11 @@ def _single_level(dual_bound=10.0):
     m.f.c1 = pyo.Constraint(expr=m.f.y <= m.z)
     m.f.c2 = pyo.Constraint(expr=m.f.y <= 8 - m.z)
     m.f.c3 = pyo.Constraint(expr=m.f.y <= 5)
+    return m
+
+
+def _single_level(dual_bound=10.0):
+    m = _leader_and_follower()
     m.kkt = pyo.Block()
     info = declare_kkt(m.kkt, m.f, -m.f.y, leader_vars=[m.z], dual_bound=dual_bound)
     m.obj = pyo.Objective(expr=-m.f.y + 0.3 * m.z)
@@ -72,13 +78,7 @@ def test_kkt_rejects_unbounded_follower_variables():
 def _single_level_sd(n_bits=6):
     from evgrid.formulations.bilevel import declare_binary_grid, declare_strong_duality
 
-    m = pyo.ConcreteModel()
-    m.z = pyo.Var(bounds=(0, 10))
-    m.f = pyo.Block()
-    m.f.y = pyo.Var(bounds=(0, 10))
-    m.f.c1 = pyo.Constraint(expr=m.f.y <= m.z)
-    m.f.c2 = pyo.Constraint(expr=m.f.y <= 8 - m.z)
-    m.f.c3 = pyo.Constraint(expr=m.f.y <= 5)
+    m = _leader_and_follower()
     m.grid = pyo.Block()
     grid = declare_binary_grid(m.grid, [m.z], n_bits)
     m.sd = pyo.Block()
