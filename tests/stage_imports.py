@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from evgrid.core.config import SECTIONS
+from evgrid.core.config import section_model
 from evgrid.core.paths import repo_path
 
 LIB = repo_path("lib")
@@ -65,7 +65,7 @@ def stage_entry_modules(cmd: str) -> set[str]:
 
     The ``-m`` module (for a package, also its ``__main__``, which ``python -m``
     runs), the model of the ``--section`` the runner validates (named in
-    :data:`evgrid.core.config.SECTIONS`, imported on use) and the notebook's imports.
+    :func:`evgrid.core.config.section_model`, imported on use) and the notebook's imports.
     """
     modules = set()
     for module in re.findall(r"-m\s+(evgrid[\w.]*)", cmd):
@@ -74,8 +74,7 @@ def stage_entry_modules(cmd: str) -> set[str]:
         if path is not None and path.name == "__init__.py":
             modules.add(f"{module}.__main__")
     for section in re.findall(r"--section\s+(\w+)", cmd):
-        model = SECTIONS[section]
-        modules.add(model.partition(":")[0] if isinstance(model, str) else model.__module__)
+        modules.add(section_model(section).__module__)
     for notebook in re.findall(r"(notebooks/\S+\.ipynb)", cmd):
         nb = nbformat.read(repo_path(notebook), as_version=4)
         for cell in nb.cells:

@@ -8,7 +8,9 @@ from evgrid.core.config import (
     ConfigError,
     FleetOptions,
     SolverOptions,
+    known_sections,
     load_section,
+    section_model,
     validate_section,
 )
 from evgrid.core.paths import repo_path
@@ -20,7 +22,7 @@ def _section(name):
 
 def test_every_params_section_validates_and_has_a_model():
     params = yaml.safe_load(repo_path("params.yaml").read_text())
-    assert set(params) == set(SECTIONS)
+    assert set(params) == set(known_sections())
     for name in params:
         load_section(name)
 
@@ -127,3 +129,13 @@ def test_notebook_params_takes_every_field_from_the_namespace():
     partial = {k: v for k, v in section.items() if k != "vmax_pu"}
     with pytest.raises(ConfigError, match="does not define 'vmax_pu'"):
         notebook_params("test_systems", partial)
+
+
+def test_a_papers_sections_are_found_in_its_own_params_module():
+    from evgrid.papers.kerama2025.params import Kerama2025SweepsParams
+
+    assert section_model("kerama2025_sweeps") is Kerama2025SweepsParams
+    assert {"kerama2025", "kerama2025_sweeps", "eva2025", "parallel"} <= set(known_sections())
+    for name in ("kerama2025_typo", "nopaper"):
+        with pytest.raises(ConfigError, match=rf"unknown params.yaml section '{name}': known .*eva2025"):
+            section_model(name)

@@ -11,14 +11,17 @@ and the allowed range::
 Each paper owns its section's model (``evgrid.papers.<paper>.params``); this
 module keeps what they share: the base :class:`Section`, the blocks
 :class:`SolverOptions`, :class:`BatteryOptions` / :class:`FleetOptions` and
-:class:`VoltageLimits`, and :data:`SECTIONS`, which names each section's model
-as ``"module:Class"`` and imports it only when the section is used
-(:func:`section_model`), so that nothing here imports a paper.
+:class:`VoltageLimits`, and the registry of sections: :data:`SECTIONS` for
+the shared ones, and for a paper's the ``SECTIONS`` dict of its own
+``evgrid.papers.<paper>.params``, found by the section's name
+(:func:`section_model`), so that nothing here names or imports a paper.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -133,27 +136,69 @@ class ReproductionReportParams(Section):
         return value
 
 
-#: params.yaml section name -> its model: a :class:`Section` subclass, or
-#: ``"module:Class"`` imported on first use (:func:`section_model`).
+#: The sections that belong to no paper: name -> its model, a :class:`Section`
+#: subclass or ``"module:Class"`` imported on first use (:func:`section_model`).
 SECTIONS: dict[str, str | type[Section]] = {
     "test_systems": "evgrid.analysis.test_systems:TestSystemsParams",
-    "kerama2025": "evgrid.papers.kerama2025.params:Kerama2025Params",
-    "kerama2025_sweeps": "evgrid.papers.kerama2025.params:Kerama2025SweepsParams",
-    "eva2025": "evgrid.papers.eva2025.params:Eva2025Params",
     "reproduction_report": ReproductionReportParams,
     "parallel": "evgrid.core.parallel:ParallelOptions",
 }
 
+#: Where the papers live: section ``<paper>`` or ``<paper>_<anything>`` is looked up in
+#: ``SECTIONS`` of ``evgrid.papers.<paper>.params`` (:func:`section_model`).
+PAPERS_PACKAGE = "evgrid.papers"
+
 
 def section_model(name: str) -> type[Section]:
-    """The model of section ``name`` (importing its module if :data:`SECTIONS` names it)."""
-    if name not in SECTIONS:
-        raise ConfigError(f"unknown params.yaml section {name!r}: known {', '.join(SECTIONS)}")
-    model = SECTIONS[name]
+    """The model of section ``name``.
+
+    A shared section is named in :data:`SECTIONS`. A paper's section is found by
+    its name: ``kerama2025`` and ``kerama2025_sweeps`` are in the ``SECTIONS``
+    dict of ``evgrid.papers.kerama2025.params``, and only that module is
+    imported. So adding a paper (or changing one's schema) touches neither this
+    module nor any other paper, and no other paper's pipeline stage re-runs.
+    """
+    if name in SECTIONS:
+        model = SECTIONS[name]
+    else:
+        model = _paper_sections(_paper_of(name)).get(name) if _paper_of(name) else None
+        if model is None:
+            raise ConfigError(
+                f"unknown params.yaml section {name!r}: known {', '.join(known_sections())}"
+            )
     if isinstance(model, str):
         module, _, cls = model.partition(":")
         model = getattr(importlib.import_module(module), cls)
     return model
+
+
+def known_sections() -> list[str]:
+    """Every section name: the shared ones, then each paper's (this imports every paper's params)."""
+    names = list(SECTIONS)
+    for paper in _papers():
+        names += [n for n in _paper_sections(paper) if n not in names]
+    return names
+
+
+def _papers() -> list[str]:
+    spec = importlib.util.find_spec(PAPERS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return sorted(m.name for m in pkgutil.iter_modules(spec.submodule_search_locations) if m.ispkg)
+
+
+def _paper_of(name: str) -> str | None:
+    """The paper package a section name belongs to (the longest matching prefix), if any."""
+    matches = [p for p in _papers() if name == p or name.startswith(p + "_")]
+    return max(matches, key=len) if matches else None
+
+
+def _paper_sections(paper: str) -> dict[str, str | type[Section]]:
+    try:
+        module = importlib.import_module(f"{PAPERS_PACKAGE}.{paper}.params")
+    except ModuleNotFoundError:
+        return {}
+    return dict(getattr(module, "SECTIONS", {}))
 
 
 def validate_section(name: str, values: dict[str, Any]) -> Section:
@@ -180,7 +225,7 @@ def load_section(name: str, params_file: str | Path = "params.yaml") -> Section:
     if name not in all_params:
         raise ConfigError(f"{path.name} has no section {name!r}: it has {', '.join(all_params)}")
     values = all_params[name]
-    if name in SECTIONS and isinstance(values, dict):
+    if isinstance(values, dict):
         missing = missing_fields(section_model(name), values)
         if missing:
             raise ConfigError(

@@ -70,7 +70,13 @@ import psutil
 import yaml
 from pydantic import BaseModel
 
-from evgrid.core.config import SECTIONS, ConfigError, load_section, section_model, validate_section
+from evgrid.core.config import (
+    ConfigError,
+    known_sections,
+    load_section,
+    section_model,
+    validate_section,
+)
 from evgrid.core.paths import OUTPUT_ROOT_ENV, repo_root
 
 KERNEL_NAME = "evgrid"
@@ -179,8 +185,9 @@ def run_notebook(
     nb_path = (nb_path if nb_path.is_absolute() else repo_root() / nb_path).resolve()
     if not nb_path.is_file():
         raise RunError(f"notebook {_show(nb_path)} does not exist")
-    if section not in SECTIONS:
-        raise RunError(f"unknown params.yaml section {section!r}: known {', '.join(SECTIONS)}")
+    known = known_sections()
+    if section not in known:
+        raise RunError(f"unknown params.yaml section {section!r}: known {', '.join(known)}")
     check_notebook_section(nb_path, section)
 
     params = load_section(section, params_file)
@@ -231,7 +238,7 @@ def check_notebook_section(notebook: Path, section: str) -> None:
     fields = set(section_model(section).model_fields)
     if names == fields:
         return
-    matching = [s for s in SECTIONS if set(section_model(s).model_fields) == names]
+    matching = [s for s in known_sections() if set(section_model(s).model_fields) == names]
     if matching:
         raise RunError(f"{_show(notebook)} takes section {matching[0]!r}, not {section!r}")
     parts = []

@@ -1,6 +1,6 @@
 """The ``eva2025`` section of ``params.yaml``, validated: notebook 02 and the month runs.
 
-Registered by name in :data:`evgrid.core.config.SECTIONS`.
+Registered by name in :data:`SECTIONS` (found by :func:`evgrid.core.config.section_model`).
 """
 
 from __future__ import annotations
@@ -116,3 +116,7 @@ class Eva2025Params(BatteryOptions):
                 f"same weekdays in {self.acn_year}"
             )
         return self
+
+
+#: This paper's params.yaml sections (:func:`evgrid.core.config.section_model` finds them here).
+SECTIONS = {"eva2025": Eva2025Params}

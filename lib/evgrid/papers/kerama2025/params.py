@@ -2,7 +2,7 @@
 
 :class:`Kerama2025Params` is notebook 01's section; :class:`Kerama2025SweepsParams`
 lists the points of Tables 3-6, each a set of overrides of it. Both are
-registered by name in :data:`evgrid.core.config.SECTIONS`.
+registered by name in :data:`SECTIONS` (found by :func:`evgrid.core.config.section_model`).
 """
 
 from __future__ import annotations
@@ -144,3 +144,7 @@ class Kerama2025SweepsParams(Section):
     price: list[SweepPoint] = Field(..., min_length=1, description="Table 5: price scenario")
     fleet: list[SweepPoint] = Field(..., min_length=1, description="Table 6: EVs per aggregator")
     results_dir: str = Field("results/kerama2025/sweeps", description="Where the tables go")
+
+
+#: This paper's params.yaml sections (:func:`evgrid.core.config.section_model` finds them here).
+SECTIONS = {"kerama2025": Kerama2025Params, "kerama2025_sweeps": Kerama2025SweepsParams}
