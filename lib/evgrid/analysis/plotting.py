@@ -1,4 +1,9 @@
-"""Figures shared by the notebooks: one-line diagrams and voltage profiles."""
+"""Figures shared by the notebooks: one-line diagrams and voltage profiles.
+
+:func:`plot_one_line` and :func:`plot_voltage_profile` draw into one axes;
+:func:`plot_one_line_diagrams` and :func:`plot_voltage_profiles` make notebook 00's
+two figures from them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from evgrid.analysis.powerflow import PowerFlowResult
 from evgrid.networks import NetworkData
@@ -160,3 +166,58 @@ def plot_voltage_profile(
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     return ax
+
+
+def plot_one_line_diagrams(networks: dict[str, NetworkData]) -> Figure:
+    """One-line diagrams of several networks side by side (``figures/00_one_line_diagrams.png``).
+
+    Parameters
+    ----------
+    networks : dict
+        Title -> network, drawn left to right by :func:`plot_one_line`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per network, 5.5 x 5 in each. A one-line diagram has no
+        data axes: bus positions are a layout, not a quantity.
+    """
+    fig, axes = plt.subplots(1, len(networks), figsize=(5.5 * len(networks), 5), squeeze=False)
+    for ax, (name, data) in zip(axes[0], networks.items(), strict=True):
+        plot_one_line(data, ax, title=name)
+    fig.tight_layout()
+    return fig
+
+
+def plot_voltage_profiles(
+    flows: dict[str, PowerFlowResult],
+    *,
+    vmin_pu: float | None = None,
+    vmax_pu: float | None = None,
+    references: dict[str, pd.DataFrame] | None = None,
+) -> Figure:
+    """AC voltage profiles of several networks, one row each (``figures/00_voltage_profiles.png``).
+
+    Parameters
+    ----------
+    flows : dict
+        Title -> AC power-flow result, drawn top to bottom by
+        :func:`plot_voltage_profile`.
+    vmin_pu, vmax_pu : float, optional
+        Voltage limits (pu), drawn as dotted lines in every panel.
+    references : dict, optional
+        Title -> published voltages (``bus``, ``phase``, ``vm_pu``) for the
+        networks that have them, e.g. the IEEE 13-node feeder's.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Bus on x, voltage magnitude (pu) on y; 11 x 3.2 in per panel.
+    """
+    references = references or {}
+    fig, axes = plt.subplots(len(flows), 1, figsize=(11, 3.2 * len(flows)), squeeze=False)
+    for ax, (name, flow) in zip(axes[:, 0], flows.items(), strict=True):
+        plot_voltage_profile(flow, ax, vmin_pu=vmin_pu, vmax_pu=vmax_pu,
+                             reference=references.get(name), title=name)
+    fig.tight_layout()
+    return fig

@@ -63,6 +63,9 @@ strategies and their metrics), :mod:`~evgrid.papers.eva2025.realtime` (rolling
 horizon) and :mod:`~evgrid.papers.eva2025.study` (days, months, headline
 figures, the command line). Their public names are importable from the
 package itself (``from evgrid.papers import eva2025 as ev``; ``ev.run_day``).
+Notebook 02's figures, one function each, are in
+:mod:`~evgrid.papers.eva2025.figures`, imported from there (the month runs
+need no matplotlib).
 """
 
 from evgrid.papers.eva2025.inputs import (

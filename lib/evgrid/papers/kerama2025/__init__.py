@@ -33,4 +33,5 @@ The package, in the order a reader meets it:
 * :mod:`~evgrid.papers.kerama2025.ties`: the followers alone and their worst tie;
 * :mod:`~evgrid.papers.kerama2025.sweep`: Tables 3-6
   (``python -m evgrid.papers.kerama2025.sweep NAME``).
+* :mod:`~evgrid.papers.kerama2025.figures`: notebook 01's figures, one function each.
 """
