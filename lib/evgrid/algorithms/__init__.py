@@ -1,4 +1,4 @@
-"""Solution algorithms that are not one paper's: :mod:`evgrid.algorithms.benders`.
+"""Solution algorithms that are not one paper's (Benders' cuts, metaheuristics), a module each.
 
 An algorithm here works on any model that hands it the right pieces (for
 Benders: coupling variables, their values and the subproblems' values); the

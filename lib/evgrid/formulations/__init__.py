@@ -1,11 +1,10 @@
 """Constraint families shared by the papers' model builders, one ``declare_*`` each.
 
-* :mod:`~evgrid.formulations.network`: :func:`declare_network`, one interface to
-  every network formulation (today linearised DistFlow);
-* :mod:`~evgrid.formulations.distflow`: :func:`declare_lindistflow`, Eqs. (2)-(7);
-* :mod:`~evgrid.formulations.pwl`: piecewise-linear squares, Eqs. (17)-(19);
-* :mod:`~evgrid.formulations.fleet`: the EV battery block, Eqs. (11)-(15);
-* :mod:`~evgrid.formulations.bilevel`: KKT and strong-duality reformulations.
+One module per family (the network interface and linearised DistFlow, the
+piecewise-linear squares, the EV fleet block, the bi-level reformulations; the
+README's layout map lists them). The modules are listed there, not here:
+every paper's pipeline stages depend on this file, and adding a family for one
+paper must not re-run the others.
 
 Equation numbers are Kerama (2025)'s unless a docstring says otherwise. A
 formulation adds components to a block; it never reads a file, calls a solver
