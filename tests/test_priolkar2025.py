@@ -120,3 +120,27 @@ def test_weights_as_printed_are_accepted_when_asked():
 def test_an_unservable_fleet_names_the_ev_or_the_station():
     with pytest.raises(UnservableFleetError, match=r"station 0: its 50 EVs need .* kWh but at its lowest"):
         make_instance(Priolkar2025Params(n_stations=1, station_cap_kw=(5.0, 150.0), departure="overnight"))
+
+
+@pytest.mark.parametrize(("n_evs", "weights"), [(5, (0.9, 0.0, 0.1)), (2, (0.6, 0.3, 0.1))])
+def test_the_exact_bilevel_milp_on_a_small_instance(n_evs, weights):
+    # The KKT single-level MILP: its users' schedules are optimal for them at its prices
+    # (the lower level re-solved alone), its bounds meet, and no EHO run beats it.
+    import warnings
+
+    from evgrid.papers.priolkar2025.exact import solve_exact
+
+    case = make_instance(Priolkar2025Params(n_evs=n_evs, n_stations=1, weights=weights))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = solve_exact(case)  # no time limit: the same verdict on a busy machine
+    assert res.upper_bound - res.f4 <= 1e-4 * abs(res.f4) + 1e-9
+    c = np.where(case.window, lower.costs_per_kwh(case, res.dp), 0.0)
+    alone = lower.respond_lp(case, res.dp)
+    np.testing.assert_allclose((c * res.schedule).sum(axis=1), (c * alone).sum(axis=1), atol=1e-7)
+    np.testing.assert_allclose(res.schedule.sum(axis=1), case.energy_kwh, rtol=1e-7)
+    assert res.f4_greedy <= res.f4 + 1e-9  # the optimistic tie choice is at least as good
+    fit = upper.Fitness(case)
+    lo, hi = upper.search_box(case)
+    best_eho = max(-eho_minimise(fit, lo, hi, seed=s).fitness for s in range(5))
+    assert best_eho <= res.f4 + 1e-9
