@@ -88,8 +88,16 @@ def build_bilevel_milp(case: PriolkarCase, norm: Normalisation, weights) -> pyo.
     tau = {(i, t): (t - case.first[i]) / case.energy_kwh[i] for i, t in cells}
     c_lo = {(i, t): lo_f * case.bp[t] + eps * tau[i, t] for i, t in cells}
     c_hi = {(i, t): hi_f * case.bp[t] + eps * tau[i, t] for i, t in cells}
-    lam_lo = {i: min(c_lo[i, t] for t in periods if win[i, t]) for i in evs}
-    lam_hi = {i: max(c_hi[i, t] for t in periods if win[i, t]) for i in evs}
+    # lambda_i is the cost of EV i's k-th cheapest period, k = ceil(E_i / P_max) (the marginal
+    # one); an order statistic is monotone in every cost, so it lies between the k-th smallest
+    # of the lowest and of the highest costs: tight bounds, hence small big-Ms
+    lam_lo, lam_hi = {}, {}
+    for i in evs:
+        k = int(np.ceil(case.energy_kwh[i] / pmax - 1e-9))
+        lows = sorted(c_lo[i, t] for t in periods if win[i, t])
+        highs = sorted(c_hi[i, t] for t in periods if win[i, t])
+        whole = abs(case.energy_kwh[i] / pmax - k) < 1e-9  # no fractional period: up to the next
+        lam_lo[i], lam_hi[i] = lows[k - 1], highs[min(k, len(highs) - 1) if whole else k - 1]
 
     m = pyo.ConcreteModel(name="priolkar2025_bilevel_kkt")
     m.cells = pyo.Set(initialize=cells, dimen=2)
