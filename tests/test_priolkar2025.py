@@ -144,3 +144,28 @@ def test_the_exact_bilevel_milp_on_a_small_instance(n_evs, weights):
     lo, hi = upper.search_box(case)
     best_eho = max(-eho_minimise(fit, lo, hi, seed=s).fitness for s in range(5))
     assert best_eho <= res.f4 + 1e-9
+
+
+def test_the_papers_own_numbers_are_checked_against_each_other():
+    from evgrid.core.compare import load_paper_values
+    from evgrid.papers.priolkar2025.checks import min_variance_kw2, paper_consistency
+
+    table = paper_consistency(load_paper_values("priolkar2025")).set_index("check")
+    ok = table["consistent"]
+    assert ok["Table 4 Waiting time (Mean): improvement (%)"]
+    assert not ok["Table 4 Waiting time (Median): improvement (%)"]  # -0.69% printed, -69.7% true
+    assert not ok["Peak demand within what the fleet can draw (kW)"]  # 413 kW > 50 x 7 kW
+    assert table.loc["Daily energy, uncontrolled: 24 h x LF x peak (kWh)", "claimed"] == pytest.approx(6245, abs=1)
+    assert not ok["Variance of load, uncontrolled (kW^2) at least the bound"]
+    assert table.loc["Variance of load, uncontrolled (kW^2) at least the bound", "recomputed"] == pytest.approx(3816, abs=2)
+    assert not ok["Max. deviation, unoptimized (kW) at least the bound"]
+    assert not ok["Table 9 weights 0.3:0.3:0.3 sum to 1"] and not ok["Table 9 weights 0.5:0.2:0.4 sum to 1"]
+    assert ok["Table 9 weights 0.6:0.3:0.1 sum to 1"]
+    for name in ("DR benefit - grid stress", "DR benefit - wait", "grid stress - wait"):
+        assert not ok[f"Table 9 correlation {name}"]
+    assert table.loc["Table 9 correlation DR benefit - grid stress", "recomputed"] == pytest.approx(0.73, abs=0.01)
+    assert not ok["Share of EVs waiting under 1.5 h (%) at most the share under 2 h (Fig. 3)"]
+    assert not ok["Mean load in 18-21 h that the peak-hour DR revenue needs (kW), at most the optimised peak"]
+    # the variance bound: one hour at the peak, one at the minimum, the rest equal
+    loads = np.array([413.0, 0.0] + [(24 * 260.19 - 413.0) / 22] * 22)
+    assert min_variance_kw2(413.0, 0.0, 260.19) == pytest.approx(loads.var())
