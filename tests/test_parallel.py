@@ -236,3 +236,10 @@ def test_options_from_mapping():
     assert isinstance(ParallelConfigError("x"), ValueError)
     for name, field in ParallelOptions.model_fields.items():
         assert field.description, name
+
+
+def test_a_started_cluster_prints_its_dashboard_address(capsys):
+    with open_client({"workers": 1}) as client:
+        assert len(client.scheduler_info()["workers"]) == 1
+    out = capsys.readouterr().out
+    assert "evgrid.core.parallel: started a local Dask cluster; dashboard http://127.0.0.1:" in out
