@@ -169,3 +169,21 @@ def test_the_papers_own_numbers_are_checked_against_each_other():
     # the variance bound: one hour at the peak, one at the minimum, the rest equal
     loads = np.array([413.0, 0.0] + [(24 * 260.19 - 413.0) / 22] * 22)
     assert min_variance_kw2(413.0, 0.0, 260.19) == pytest.approx(loads.var())
+
+
+def test_the_centralised_schedule_bounds_every_price_induced_one(case):
+    from evgrid.papers.priolkar2025.central import central_schedule
+
+    var_sched = central_schedule(case, "variance")
+    peak_sched = central_schedule(case, "peak")
+    for p in (var_sched, peak_sched):
+        np.testing.assert_allclose(p.sum(axis=1), case.energy_kwh, rtol=1e-6)
+        assert np.all(p[~case.window] == 0) and p.max() <= 7.0
+    best_var = lower.outcome(case, case.bp, var_sched).grid_stress_kw2
+    best_peak = lower.outcome(case, case.bp, peak_sched).peak_kw
+    assert best_var <= lower.outcome(case, case.bp, peak_sched).grid_stress_kw2 + 1e-3
+    rng = np.random.default_rng(5)
+    induced = lower.respond(case, case.bp * rng.uniform(0.8, 2.0, size=(300, N_PERIODS)))
+    for p in (*induced, lower.asap_schedule(case)):
+        out = lower.outcome(case, case.bp, p)
+        assert out.grid_stress_kw2 >= best_var - 1e-3 and out.peak_kw >= best_peak - 1e-6
