@@ -187,3 +187,27 @@ def test_the_centralised_schedule_bounds_every_price_induced_one(case):
     for p in (*induced, lower.asap_schedule(case)):
         out = lower.outcome(case, case.bp, p)
         assert out.grid_stress_kw2 >= best_var - 1e-3 and out.peak_kw >= best_peak - 1e-6
+
+
+def test_the_start_time_variant_is_the_best_uninterrupted_block(case):
+    rng = np.random.default_rng(3)
+    dps = case.bp * rng.uniform(0.8, 2.0, size=(3, N_PERIODS))
+    blocks = lower.respond_start_time(case, dps)
+    eps = case.params.wait_value_usd_per_h
+    for dp, p in zip(dps, blocks, strict=True):
+        np.testing.assert_allclose(p.sum(axis=1), case.energy_kwh, rtol=1e-12)
+        for i in range(8):  # against every feasible start, enumerated one by one
+            on = np.flatnonzero(p[i] > 0)
+            assert np.all(np.diff(on) == 1) and on[0] >= case.first[i] and on[-1] < case.last[i]
+            chosen = (dp * p[i]).sum() + eps * (on[0] - case.first[i])
+            for s in range(case.first[i], case.last[i] - len(on) + 1):
+                q = np.zeros(N_PERIODS)
+                q[s:s + len(on)] = p[i, on]
+                assert chosen <= (dp * q).sum() + eps * (s - case.first[i]) + 1e-12
+        # the wait of a block is its start delay
+        np.testing.assert_allclose(lower.wait_hours(case, p)[:8],
+                                   [np.flatnonzero(p[i])[0] - case.first[i] for i in range(8)])
+    variant = make_instance(Priolkar2025Params(lower_level="start_time"))
+    fit = upper.Fitness(variant)
+    lo, hi = upper.search_box(variant)
+    assert np.isfinite(fit(np.random.default_rng(0).uniform(lo, hi, size=(5, len(lo))))).all()

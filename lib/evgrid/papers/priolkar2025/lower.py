@@ -33,6 +33,7 @@ __all__ = [
     "outcome",
     "respond",
     "respond_lp",
+    "respond_start_time",
     "station_loads",
 ]
 
@@ -62,6 +63,32 @@ def respond(case: PriolkarCase, dp: np.ndarray) -> np.ndarray:
     rest = case.energy_kwh - full * pmax
     p = np.where(rank < full[:, None], pmax, 0.0) + np.where(rank == full[:, None], rest[:, None], 0.0)
     return np.where(case.window, p, 0.0)
+
+
+def respond_start_time(case: PriolkarCase, dp: np.ndarray) -> np.ndarray:
+    """The non-preemptive variant (Table 2's "starting time"): each user picks one start period.
+
+    From its start the EV charges at ``P_max`` without a break until its
+    energy is in (the last period takes the remainder). The user picks the
+    start ``s`` that minimises ``sum_t DP_t p_it + epsilon (s - first_i)``
+    (Eq. 12 with the start delay as H2, Eq. 11); ties go to the earlier start.
+    Exact by enumeration over the at most 24 starts, vectorised over ``dp``'s
+    leading dimensions.
+    """
+    dp = np.asarray(dp, dtype=float)
+    pmax, eps = case.p_max_kw, case.params.wait_value_usd_per_h
+    out = np.zeros((*dp.shape[:-1], case.n_evs, N_PERIODS))
+    for i in range(case.n_evs):
+        n_full = int(np.floor(case.energy_kwh[i] / pmax + 1e-12))
+        rest = case.energy_kwh[i] - n_full * pmax
+        profile = np.array([pmax] * n_full + ([rest] if rest > 1e-9 else []))
+        starts = np.arange(case.first[i], case.last[i] - len(profile) + 1)
+        cost = np.stack([(dp[..., s:s + len(profile)] * profile).sum(axis=-1) + eps * (s - case.first[i])
+                         for s in starts], axis=-1)
+        best = starts[np.argmin(cost, axis=-1)]  # first minimum: the earlier start
+        for k, energy in enumerate(profile):
+            np.put_along_axis(out[..., i, :], (best + k)[..., None], energy, axis=-1)
+    return out
 
 
 def asap_schedule(case: PriolkarCase) -> np.ndarray:

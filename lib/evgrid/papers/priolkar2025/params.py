@@ -70,6 +70,11 @@ class Priolkar2025Params(Section):
         0.05, ge=0, le=100,
         description="epsilon of Eq. 12 (delta = 1): what an hour of waiting costs a user ($/h)",
     )
+    lower_level: Literal["lp", "start_time"] = Field(
+        "lp",
+        description="Users' problem: the LP (power in any hours of the window, the wait as the "
+        "energy-weighted delay) or Table 2's start time (one uninterrupted block at full power)",
+    )
     base_load: Literal["none", "bdew_h0"] = Field(
         "none", description="Non-EV load under the stations: none (EV only) or BDEW H0 household shape"
     )

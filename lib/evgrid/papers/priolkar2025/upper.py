@@ -25,6 +25,7 @@ from evgrid.papers.priolkar2025.lower import (
     outcome,
     respond,
     respond_lp,
+    respond_start_time,
     station_loads,
 )
 
@@ -74,8 +75,8 @@ def decode(case: PriolkarCase, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 class Fitness:
     """``-F4`` of a population of elephants, each with its lower level solved exactly.
 
-    The users' knapsack (:func:`respond`) is exact unless a station limit
-    binds; such an elephant is re-solved as the coupled LP with its limits and
+    The users' knapsack (:func:`respond`; :func:`respond_start_time` with
+    ``lower_level="start_time"``) is exact unless a station limit binds; such an elephant is re-solved as the coupled LP with its limits and
     priorities (:func:`respond_lp`). ``evaluations`` and ``lp_fallbacks`` count.
     """
 
@@ -90,6 +91,13 @@ class Fitness:
 
     def schedules(self, x: np.ndarray) -> np.ndarray:
         dp, caps, prio = decode(self.case, x)
+        if self.case.params.lower_level == "start_time":
+            p = respond_start_time(self.case, dp)
+            if (station_loads(self.case, p) > caps[..., :, None] + 1e-9).any():
+                raise NotImplementedError(
+                    "a station limit binds under the start-time variant; its coupled model is not "
+                    "built (use station_assignment='balanced', where the limits cannot bind)")
+            return p
         p = respond(self.case, dp)
         over = (station_loads(self.case, p) > caps[..., :, None] + 1e-9).any(axis=(-1, -2))
         for j in np.flatnonzero(np.atleast_1d(over)):
