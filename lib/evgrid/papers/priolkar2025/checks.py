@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["paper_consistency", "min_variance_kw2"]
+from evgrid.papers.priolkar2025.case import N_PERIODS
 
-N_PERIODS = 24
+__all__ = ["paper_consistency", "min_variance_kw2"]
 
 
 def _v(values: pd.DataFrame, table: str, row: str, column: str) -> float:

@@ -32,7 +32,7 @@ import pyomo.environ as pyo
 
 from evgrid.core.solvers import solve
 from evgrid.papers.priolkar2025.case import N_PERIODS, PriolkarCase
-from evgrid.papers.priolkar2025.lower import Outcome, outcome, respond
+from evgrid.papers.priolkar2025.lower import Outcome, asap_centre_h, outcome, respond
 from evgrid.papers.priolkar2025.upper import Normalisation, f4, normalisation
 
 __all__ = ["ExactResult", "LimitsBindError", "build_bilevel_milp", "check_limits_inert", "solve_exact"]
@@ -166,12 +166,7 @@ def build_bilevel_milp(case: PriolkarCase, norm: Normalisation, weights) -> pyo.
         for y in np.linspace(0, top[t], 9):
             m.tangents.add(m.s[t] >= 2 * y * m.load_kw[t] - y**2)
     m.f2 = pyo.Expression(expr=sum(m.s[t] for t in periods) / N_PERIODS - mean**2)
-    asap_centre = {i: None for i in evs}
-    from evgrid.papers.priolkar2025.lower import asap_schedule
-
-    asap = asap_schedule(case)
-    for i in evs:
-        asap_centre[i] = float((asap[i] * np.arange(N_PERIODS)).sum() / case.energy_kwh[i])
+    asap_centre = asap_centre_h(case)
     m.f3 = pyo.Expression(expr=sum(
         sum(t * m.p[i, t] for t in periods if win[i, t]) / case.energy_kwh[i] - asap_centre[i]
         for i in evs) / case.n_evs)

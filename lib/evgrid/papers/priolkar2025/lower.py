@@ -28,6 +28,7 @@ from evgrid.papers.priolkar2025.case import N_PERIODS, PriolkarCase
 
 __all__ = [
     "Outcome",
+    "asap_centre_h",
     "asap_schedule",
     "costs_per_kwh",
     "outcome",
@@ -35,6 +36,7 @@ __all__ = [
     "respond_lp",
     "respond_start_time",
     "station_loads",
+    "wait_hours",
 ]
 
 
@@ -122,10 +124,13 @@ class Outcome:
 
 def wait_hours(case: PriolkarCase, p: np.ndarray) -> np.ndarray:
     """Per-EV wait (h): energy-weighted start time of charging minus that of charging at once."""
-    t = np.arange(N_PERIODS)
-    centre = (p * t).sum(axis=-1) / case.energy_kwh
-    asap = (asap_schedule(case) * t).sum(axis=-1) / case.energy_kwh
-    return centre - asap
+    centre = (p * np.arange(N_PERIODS)).sum(axis=-1) / case.energy_kwh
+    return centre - asap_centre_h(case)
+
+
+def asap_centre_h(case: PriolkarCase) -> np.ndarray:
+    """Per EV, the energy-weighted mean period of uncontrolled charging (the zero of its wait)."""
+    return (asap_schedule(case) * np.arange(N_PERIODS)).sum(axis=-1) / case.energy_kwh
 
 
 def outcome(case: PriolkarCase, dp: np.ndarray, p: np.ndarray) -> Outcome:

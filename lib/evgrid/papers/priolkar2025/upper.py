@@ -27,6 +27,7 @@ from evgrid.papers.priolkar2025.lower import (
     respond_lp,
     respond_start_time,
     station_loads,
+    wait_hours,
 )
 
 __all__ = ["Normalisation", "Fitness", "decode", "f4", "normalisation", "search_box"]
@@ -43,9 +44,9 @@ class Normalisation:
 
 def normalisation(case: PriolkarCase) -> Normalisation:
     """F4's scales from uncontrolled charging (see the module docstring)."""
-    unc = outcome(case, case.bp, asap_schedule(case))
-    return Normalisation(f1_usd=float((case.bp * unc.load_kw).sum() - (case.bp * case.base_kw).sum()),
-                         f2_kw2=unc.grid_stress_kw2)
+    asap = asap_schedule(case)
+    return Normalisation(f1_usd=float((case.bp * asap.sum(axis=0)).sum()),
+                         f2_kw2=outcome(case, case.bp, asap).grid_stress_kw2)
 
 
 def f4(out: Outcome, norm: Normalisation, weights) -> float:
@@ -86,8 +87,6 @@ class Fitness:
         self.weights = case.params.weights if weights is None else weights
         self.evaluations = 0
         self.lp_fallbacks = 0
-        t = np.arange(N_PERIODS)
-        self._asap_centre = (asap_schedule(case) * t).sum(axis=-1) / case.energy_kwh
 
     def schedules(self, x: np.ndarray) -> np.ndarray:
         dp, caps, prio = decode(self.case, x)
@@ -115,7 +114,6 @@ class Fitness:
         load = ev + case.base_kw
         f1 = ((dp - case.bp) * ev).sum(axis=-1)
         f2 = load.var(axis=-1)
-        t = np.arange(N_PERIODS)
-        f3 = ((p * t).sum(axis=-1) / case.energy_kwh - self._asap_centre).mean(axis=-1)
+        f3 = wait_hours(case, p).mean(axis=-1)
         value = a1 * f1 / self.norm.f1_usd - a2 * f2 / self.norm.f2_kw2 - a3 * f3 / self.norm.f3_h
         return -value
