@@ -2,7 +2,8 @@
 
 One test per function of ``evgrid.analysis.plotting`` (notebook 00),
 ``evgrid.papers.kerama2025.figures`` (notebook 01) and
-``evgrid.papers.eva2025.figures`` (notebook 02), each from small synthetic
+``evgrid.papers.eva2025.figures`` (notebook 02) and
+``evgrid.papers.priolkar2025.figures`` (notebook 03), each from small synthetic
 inputs or the committed result files. "Labelled" means a non-empty x and y
 label on every axes, where an axis shared with another (``sharey``, a twin's x)
 may carry its label on one of them, as a row of panels does on its first.
@@ -44,6 +45,16 @@ from evgrid.papers.kerama2025.figures import (
     plot_worst_hour_voltage,
 )
 from evgrid.papers.kerama2025.sweep import TABLE_COLUMNS
+from evgrid.papers.priolkar2025.figures import (
+    METHOD_LABELS,
+    plot_calibration,
+    plot_convergence,
+    plot_load_profiles,
+    plot_prices,
+    plot_table9_gaps,
+    plot_wait_histogram,
+)
+from evgrid.papers.priolkar2025.report import wait_counts
 
 
 @pytest.fixture(autouse=True)
@@ -281,3 +292,44 @@ def test_month_profit_from_the_committed_results():
 def test_load_heatmap_from_the_committed_results():
     load = pd.read_csv(repo_path("results/eva2025/months/2024-08_load.csv"))
     check(plot_load_heatmap(load, "2024-08", grid_limit_kw=350.0), n_axes=4)  # three maps and the colour bar
+
+
+# --- notebook 03: Priolkar & Kunkolienkar (2025) ------------------------------------------
+
+
+def _clock():
+    return (8 + np.arange(24)) % 24
+
+
+def test_priolkar_prices():
+    bp = 0.12 + 0.05 * np.sin(np.arange(24) / 4) ** 2
+    check(plot_prices(_clock(), bp, {"exact optimum": 1.8 * bp, "EHO": 0.9 * bp}), n_axes=1)
+
+
+def test_priolkar_load_profiles():
+    loads = {"uncontrolled": 100 * np.sin(np.arange(24) / 8) ** 2, "centralised": np.full(24, 50.0)}
+    check(plot_load_profiles(_clock(), loads, paper_peaks_kw={"uncontrolled": 413}), n_axes=1)
+
+
+def test_priolkar_wait_histogram():
+    fig = plot_wait_histogram({"EHO": np.array([0.2, 1.5, 2.5, 4.0, -0.1])}, paper_counts=[26, 15, 6, 3])
+    assert wait_counts(np.array([0.2, 1.5, 2.5, 4.0, -0.1])).tolist() == [2, 1, 1, 1]
+    check(fig, n_axes=1)
+
+
+def test_priolkar_convergence_and_gaps():
+    evals = np.arange(1, 6) * 50
+    conv = pd.concat([pd.DataFrame({"method": m, "evaluations": evals, "f4_median": -1 / evals, "f4_q25": -2 / evals,
+                                    "f4_q75": -0.5 / evals, "f4_min": -3 / evals, "f4_max": 0 * evals, "runs": 30})
+                      for m in METHOD_LABELS])
+    check(plot_convergence(conv, optimum=0.1, bound=0.12), n_axes=1)
+    summary = pd.DataFrame([{"row": r, "method": m, "f4_median": v, "f4_q25": v - 0.01, "f4_q75": v + 0.01}
+                            for r in ("0.6-0.3-0.1", "0.3-0.3-0.3-normalised")
+                            for m, v in [*((m, -0.1) for m in METHOD_LABELS), ("exact", 0.2)]])
+    check(plot_table9_gaps(summary), n_axes=1)
+
+
+def test_priolkar_calibration():
+    curve = pd.DataFrame({"epsilon_usd_per_h": [0.1, 0.2], "wait_median_h": [2.0, 1.0], "wait_q25_h": [1.8, 0.9],
+                          "wait_q75_h": [2.2, 1.1], "runs": 30})
+    check(plot_calibration(curve, 1.275, 0.175), n_axes=1)

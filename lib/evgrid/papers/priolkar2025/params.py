@@ -67,8 +67,9 @@ class Priolkar2025Params(Section):
         False, description="Accept weights that do not sum to 1 (two rows of Table 9 are printed so)"
     )
     wait_value_usd_per_h: float = Field(
-        0.05, ge=0, le=100,
-        description="epsilon of Eq. 12 (delta = 1): what an hour of waiting costs a user ($/h)",
+        0.175, ge=0, le=100,
+        description="epsilon of Eq. 12 (delta = 1): what an hour of waiting costs a user ($/h); "
+        "calibrated so that EHO's optimised mean wait is Table 4's 1.275 h (calibrate.py)",
     )
     lower_level: Literal["lp", "start_time"] = Field(
         "lp",
