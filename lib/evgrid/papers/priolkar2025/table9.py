@@ -167,9 +167,8 @@ def exact_table(row: str, case: PriolkarCase, weights) -> tuple[pd.DataFrame, di
     res = solve_exact(case, weights, time_limit_s=p.solver.time_limit_s, solver=p.solver.solver)
     out = res.outcome
     summary = {
-        "row": row, "f4": res.f4, "upper_bound": res.upper_bound, "gap": res.gap,
-        "status": getattr(res, "status", "optimal" if res.gap <= 1e-3 else "time limit"),
-        "f4_earliest_tie": res.f4_greedy, "dr_benefit_usd": out.dr_benefit_usd,
+        "row": row, "f4": res.f4, "upper_bound": res.upper_bound, "gap": res.gap, "abs_gap": res.abs_gap,
+        "status": res.status, "f4_price_search": res.f4_search, "f4_earliest_tie": res.f4_greedy, "dr_benefit_usd": out.dr_benefit_usd,
         "grid_stress_kw2": out.grid_stress_kw2, "mean_wait_h": out.mean_wait_h,
         "max_wait_h": float(out.wait_h.max()), "peak_kw": out.peak_kw, "min_kw": out.min_kw,
         "load_factor": out.load_factor, "user_cost_usd": out.user_cost_usd,
