@@ -152,3 +152,14 @@ def test_the_fitness_of_a_population_equals_f4_of_each(small_case):
     x = lo + (hi - lo) * np.random.default_rng(0).random((5, len(lo)))
     for j in range(5):
         assert -fit(x[j:j + 1])[0] == pytest.approx(table9.evaluate_best(small_case, small_case.params.weights, x[j])["f4"])
+
+
+def test_an_ev_whose_window_cannot_deliver_its_energy_is_named(small_case):
+    from dataclasses import replace
+
+    from evgrid.papers.priolkar2025.case import UnservableFleetError, check_servable
+
+    last = small_case.last.copy()
+    last[3] = small_case.first[3] + 1  # one hour at 7 kW: less than the 10 kWh anyone needs
+    with pytest.raises(UnservableFleetError, match=r"^EV 3 needs .* kWh but its window \(periods"):
+        check_servable(replace(small_case, last=last))
