@@ -163,3 +163,23 @@ def test_an_ev_whose_window_cannot_deliver_its_energy_is_named(small_case):
     last[3] = small_case.first[3] + 1  # one hour at 7 kW: less than the 10 kWh anyone needs
     with pytest.raises(UnservableFleetError, match=r"^EV 3 needs .* kWh but its window \(periods"):
         check_servable(replace(small_case, last=last))
+
+
+def test_the_pipelines_rows_are_row_ids():
+    from evgrid.core.paths import repo_path
+
+    stages = yaml.safe_load(repo_path("dvc.yaml").read_text())["stages"]
+    assert sorted(stages["priolkar2025_table9"]["foreach"]) == sorted(table9.ROW_IDS)
+    assert sorted(stages["priolkar2025_exact"]["foreach"]) == sorted(table9.ROW_IDS)
+
+
+def test_the_summary_measures_each_method_against_the_optimum(small_case):
+    runs = pd.DataFrame({"row": "0.6-0.3-0.1", "method": ["eho"] * 3 + ["de"] * 2, "seed": [0, 1, 2, 0, 1],
+                         "f4": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    exact = {"0.6-0.3-0.1": pd.DataFrame({"f4": [0.6, 0.6], "upper_bound": [0.7, 0.7], "status": "time_limit"})}
+    s = table9.summarise(small_case, runs, exact).set_index("method")
+    assert s.loc["eho", "f4_median"] == pytest.approx(0.2) and s.loc["de", "f4_best"] == pytest.approx(0.5)
+    assert s.loc["exact", "upper_bound"] == 0.7 and s.loc["exact", "status"] == "time_limit"
+    # uncontrolled charging at the base price: no DR benefit, no wait, its own variance (normalised to 1)
+    f4_unc = -0.3
+    assert s.loc["eho", "share_of_optimum_gain"] == pytest.approx((0.2 - f4_unc) / (0.6 - f4_unc))

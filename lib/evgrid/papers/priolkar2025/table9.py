@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,11 +47,14 @@ from evgrid.core.outputs import write_csv
 from evgrid.core.parallel import ParallelOptions, load_parallel, map_tasks
 from evgrid.core.paths import output_path
 from evgrid.papers.priolkar2025.case import N_PERIODS, PriolkarCase, make_instance
-from evgrid.papers.priolkar2025.lower import outcome
+from evgrid.papers.priolkar2025.lower import asap_schedule, outcome
 from evgrid.papers.priolkar2025.params import Priolkar2025Params
 from evgrid.papers.priolkar2025.upper import Fitness, decode, f4, normalisation, search_box
 
-__all__ = ["METHODS", "ROWS", "evaluate_best", "row_weights", "run_exact", "run_method", "run_row"]
+__all__ = [
+    "METHODS", "ROWS", "ROW_IDS", "evaluate_best", "read_rows", "row_weights", "run_exact", "run_method", "run_row",
+    "summarise",
+]
 
 #: Table 9's weight rows as printed (id: weights); a ``-normalised`` suffix divides them by their sum.
 ROWS: dict[str, tuple[float, float, float]] = {
@@ -63,6 +67,9 @@ ROWS: dict[str, tuple[float, float, float]] = {
     "0.4-0.2-0.4": (0.4, 0.2, 0.4),
 }
 NORMALISED = "-normalised"
+
+#: Every row the pipeline runs (``dvc.yaml``'s foreach lists): as printed, then the normalised ones.
+ROW_IDS = [*ROWS, *(f"{r}{NORMALISED}" for r, w in ROWS.items() if abs(sum(w) - 1) > 1e-9)]
 
 #: The methods of a row, by their name in the result files.
 METHODS = ("eho", "eho_box", "random", "de")
@@ -144,8 +151,7 @@ def _task(task: tuple[PriolkarCase, tuple[float, float, float], str, int]) -> di
     return run_method(case, weights, method, seed)
 
 
-def convergence(row: str, runs: pd.DataFrame, histories: dict[str, list[np.ndarray]],
-                batch: int) -> pd.DataFrame:
+def convergence(row: str, histories: dict[str, list[np.ndarray]], batch: int) -> pd.DataFrame:
     """Per method and evaluation count, the spread over seeds of the best F4 so far (Fig. 4)."""
     parts = []
     for method, traces in histories.items():
@@ -205,7 +211,7 @@ def run_row(row: str, params_file: str = "params.yaml", *, progress: bool = True
     print(f"row {row}: {len(tasks)} runs, {evaluations} lower-level solves in {seconds:.1f} s "
           f"({evaluations / seconds:,.0f} per second)", flush=True)
     folder = output_path(params.results_dir, "table9")
-    write_csv(convergence(row, table, histories, params.eho.n_elephants), folder / f"{row}_convergence.csv")
+    write_csv(convergence(row, histories, params.eho.n_elephants), folder / f"{row}_convergence.csv")
     write_csv(table, folder / f"{row}.csv")
     return table
 
@@ -222,6 +228,45 @@ def run_exact(row: str, params_file: str = "params.yaml") -> pd.DataFrame:
     table.insert(0, "row", row)
     write_csv(table, output_path(params.results_dir, "table9", f"{row}_exact.csv"))
     return table
+
+
+def read_rows(folder, rows=ROW_IDS) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The pipeline's files of ``rows`` under ``folder``: every heuristic run, and each row's exact optimum.
+
+    Raises ``FileNotFoundError`` naming the rows whose runs are missing; a row
+    without an ``_exact.csv`` is left out of the second value.
+    """
+    folder = Path(folder)
+    missing = [r for r in rows if not (folder / f"{r}.csv").exists()]
+    if missing:
+        raise FileNotFoundError(f"run `dvc repro priolkar2025_table9` first: missing rows {missing}")
+    runs = pd.concat([pd.read_csv(folder / f"{r}.csv") for r in rows], ignore_index=True)
+    exact = {r: pd.read_csv(folder / f"{r}_exact.csv") for r in rows if (folder / f"{r}_exact.csv").exists()}
+    return runs, exact
+
+
+def summarise(case: PriolkarCase, runs: pd.DataFrame, exact: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One line per row and method: median, quartiles and best F4 over the seeds; and one per row with
+    ``method == "exact"`` (its incumbent in the F4 columns, ``upper_bound`` and ``status``).
+
+    ``share_of_optimum_gain`` (heuristics only): how much of the optimum's gain over uncontrolled
+    charging the median run reaches, ``(median - F4_unc) / (optimum - F4_unc)``, with ``F4_unc``
+    the row's F4 of uncontrolled charging at the base price, computed here.
+    """
+    q = runs.groupby(["row", "method"], sort=False)["f4"]
+    heur = pd.DataFrame({"f4_median": q.median(), "f4_q25": q.quantile(0.25), "f4_q75": q.quantile(0.75),
+                         "f4_best": q.max(), "runs": q.count()}).reset_index()
+    heur["upper_bound"], heur["status"] = np.nan, None
+    ex = pd.DataFrame([{"row": r, "method": "exact", "f4_median": e["f4"].iloc[0], "f4_q25": e["f4"].iloc[0],
+                        "f4_q75": e["f4"].iloc[0], "f4_best": e["f4"].iloc[0], "runs": 1,
+                        "upper_bound": e["upper_bound"].iloc[0], "status": e["status"].iloc[0]}
+                       for r, e in exact.items()], columns=heur.columns)
+    unc = outcome(case, case.bp, asap_schedule(case))
+    norm = normalisation(case)
+    f4_unc = heur["row"].map(lambda r: f4(unc, norm, row_weights(r)))
+    optimum = heur["row"].map(ex.set_index("row")["f4_median"]) if len(ex) else np.nan
+    heur["share_of_optimum_gain"] = (heur["f4_median"] - f4_unc) / (optimum - f4_unc)
+    return pd.concat([heur, ex.assign(share_of_optimum_gain=np.nan)], ignore_index=True) if len(ex) else heur
 
 
 def main(argv: list[str] | None = None) -> int:
