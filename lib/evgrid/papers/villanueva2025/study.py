@@ -1,0 +1,213 @@
+"""The DEVCM study of Villanueva-Machado et al. (2025): every per-bus MILP, solved, through the parallel module.
+
+Two sets of runs, each one MILP per load bus and Monte Carlo sample:
+
+* **the authors' runs** (:func:`run_authors`): their 88 instances exactly as they fed them to
+  CPLEX (``data/villanueva2025/authors_runs``), solved in the corrected model and in the authors'
+  one-sided pricing, each beside the authors' own solver outcome;
+* **our own study** (:func:`run_own`): this compendium's Monte Carlo (``mcs.py``) for the three
+  scenarios, min and max sample, 11 buses, corrected model.
+
+Each scenario is one DVC stage; its tasks (one per run and pricing) go through
+:func:`evgrid.core.parallel.map_tasks`. Two files per stage, both under ``results_dir``:
+
+``<set>/<scenario>_runs.csv``
+    one row per run and pricing: status, objective and proven bound (US$), gap, the parts of
+    the cost, the traded energy, model size, and (authors' runs) the authors' outcome beside it.
+``<set>/<scenario>_profiles.csv``
+    the per-bus half-hourly DA trade P^EM_{k,t} (MW; + buys, - sells), one row per run, pricing
+    and period: **the file the centralized OPF (part 2) reads**; columns ``scenario, sample, bus,
+    pricing, t, p_em_mw``. Part 2 adds it to bus k's load in period t (Eq. 43).
+
+Times are printed, never written (a re-run is byte-identical when every solve ends the same way;
+a run that stops at its time limit may not, and its status says so).
+
+CLI::
+
+    python -m evgrid.papers.villanueva2025.study authors Sc1
+    python -m evgrid.papers.villanueva2025.study own 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evgrid.core.config import load_section
+from evgrid.core.outputs import write_csv
+from evgrid.core.parallel import ParallelOptions, load_parallel, map_tasks
+from evgrid.core.paths import output_path
+from evgrid.papers.villanueva2025 import authors
+from evgrid.papers.villanueva2025.devcm import DevcmOptions, solve_devcm
+from evgrid.papers.villanueva2025.instance import DevcmInstance
+
+__all__ = ["RUN_COLUMNS", "instance_from_mcs", "run_authors", "run_own", "solve_task", "system_data"]
+
+#: Columns of ``<scenario>_runs.csv`` (authors' runs add the ``authors_*`` columns).
+RUN_COLUMNS = ["run", "scenario", "sample", "bus", "pricing", "method", "status", "objective_usd", "bound_usd",
+               "rel_gap", "abs_gap_usd", "market_usd", "battery_usd", "daily_energy_mwh", "import_mwh", "export_mwh",
+               "n_vehicles", "n_vehicles_merged", "n_binaries", "n_variables", "n_constraints"]
+
+
+def system_data() -> dict[str, Any]:
+    """The data every aggregator shares (identical in all 88 of the authors' runs): Psys, steps, cap, currency."""
+    inst = authors.load_run(authors.run_ids()[0])
+    return {"psys_mw": inst.psys_mw, "price_per_kwh": inst.price_per_kwh, "step_lower_mw": inst.step_lower_mw,
+            "step_upper_mw": inst.step_upper_mw, "cap_mw": inst.cap_mw, "currency_per_usd": inst.currency_per_usd,
+            "dt_h": inst.dt_h}
+
+
+def instance_from_mcs(at_bus: dict[str, np.ndarray], *, name: str, bus: int, seed: int,
+                      system: dict[str, Any] | None = None) -> DevcmInstance:
+    """One aggregator's instance from our Monte Carlo's re-draws (``RtRedraws.at_bus(bus)``).
+
+    What the Monte Carlo does not draw is drawn here as the authors' inputs show it (data
+    README, §"Relations checked"): battery cost C_v ~ N(120, 10) $/kWh clipped to [100, 140],
+    degradation slope m_v = 0.0006 + 0.0011 (C_v - 100) / 40, SoC^init ~ U[12, 76] kWh per vehicle
+    and scenario. Psys, the price steps, P^SYScap and the currency are the authors' (:func:`system_data`).
+    """
+    sysd = system or system_data()
+    rng = np.random.default_rng(seed)
+    n_sc, n_v, _ = at_bus["plugged"].shape
+    cost = np.clip(rng.normal(120.0, 10.0, n_v), 100.0, 140.0)
+    return DevcmInstance(
+        name=name, bus=bus, weight_evs=at_bus["weight_evs"].astype(float), plugged=at_bus["plugged"].astype(bool),
+        on_road=at_bus["on_road"].astype(bool), road_kwh=at_bus["road_kwh"].astype(float),
+        arrival=at_bus["arrival"].astype(bool), departure=at_bus["departure"].astype(bool),
+        soc_init_kwh=rng.uniform(12.0, 76.0, (n_sc, n_v)), battery_cost_usd_per_kwh=cost,
+        degradation_slope=0.0006 + 0.0011 * (cost - 100.0) / 40.0, pi=np.full(n_sc, 1.0 / n_sc),
+        psys_mw=sysd["psys_mw"], cap_mw=sysd["cap_mw"], cap_includes_system_load=True,
+        price_per_kwh=sysd["price_per_kwh"], step_lower_mw=sysd["step_lower_mw"],
+        step_upper_mw=sysd["step_upper_mw"], currency_per_usd=sysd["currency_per_usd"], dt_h=sysd["dt_h"],
+        meta={"source": "evgrid Monte Carlo", "vehicles": at_bus["vehicles"]},
+    ).validate()
+
+
+def solve_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Solve one run in one pricing (a pure task for :func:`map_tasks`); return its row and profile."""
+    inst: DevcmInstance = task["instance"] if "instance" in task else authors.load_run(task["run"])
+    opt = DevcmOptions(**task["devcm"])
+    tick = time.perf_counter()
+    try:
+        res, _model = solve_devcm(inst, opt, time_limit_s=task["time_limit_s"], mip_gap=task["mip_gap"], threads=1)
+    except Exception as exc:  # one failed run must not lose the others: it is written as failed, with why
+        row = {k: np.nan for k in RUN_COLUMNS}
+        row.update(name=inst.name, pricing=opt.pricing, status=f"failed: {type(exc).__name__}: {exc}"[:300],
+                   seconds=time.perf_counter() - tick)
+        return {"row": row, "p_em_mw": np.full(inst.n_periods, np.nan)}
+    row = res.row()
+    row["seconds"] = time.perf_counter() - tick  # printed by the caller, not written
+    return {"row": row, "p_em_mw": res.p_em_mw}
+
+
+def _tables(tasks: list[dict], results: list[dict], meta: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, profiles = [], []
+    for task, res, info in zip(tasks, results, meta, strict=True):
+        row = {**info, **{k: v for k, v in res["row"].items() if k != "name"}}
+        row["pricing"] = task["devcm"]["pricing"]
+        rows.append(row)
+        profiles.append(pd.DataFrame({"scenario": info["scenario"], "sample": info["sample"], "bus": info["bus"],
+                                      "pricing": row["pricing"], "t": np.arange(1, 49), "p_em_mw": res["p_em_mw"]}))
+    return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True)
+
+
+def _f(x: Any, spec: str) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+
+
+def _print(table: pd.DataFrame, seconds: float, label: str) -> None:
+    for _, r in table.iterrows():
+        print(f"{r['run']:>18} {r['pricing']:>9} {str(r['status'])[:40]:>18} obj {_f(r['objective_usd'], '10.3f')} "
+              f"bound {_f(r['bound_usd'], '10.3f')} gap {_f(r['rel_gap'], '8.2%')} "
+              f"{_f(r['daily_energy_mwh'], '8.3f')} MWh {r['seconds']:6.1f} s", flush=True)
+    print(f"{label}: {len(table)} solves in {seconds:.0f} s wall "
+          f"({table['seconds'].sum():.0f} s of solver time)", flush=True)
+
+
+def run_authors(scenario: str, params_file: str = "params.yaml", *, progress: bool = True,
+                parallel: ParallelOptions | None = None) -> pd.DataFrame:
+    """Re-solve every authors' run of ``scenario`` in each pricing of the section; write runs and profiles."""
+    params = load_section("villanueva2025", params_file)
+    ids = authors.run_ids(scenario=scenario)
+    tasks, meta = [], []
+    for pricing in params.authors_runs.pricings:
+        for run in ids:
+            limit = params.authors_runs.time_limit_s if pricing == "corrected" else params.authors_runs.authors_time_limit_s
+            tasks.append({"run": run, "devcm": {**params.devcm.model_dump(), "pricing": pricing},
+                          "time_limit_s": limit, "mip_gap": params.authors_runs.mip_gap})
+            out = authors.authors_outcome(run)
+            info = authors.read_runs().loc[run]
+            meta.append({"run": run, "scenario": scenario, "sample": info["sample"], "bus": int(info["bus"]),
+                         **{f"authors_{k}": out[k] for k in ("objective_incumbent", "best_bound", "rel_gap",
+                                                             "objective_final_fixed_lp", "pem_energy_mwh_out_gdx",
+                                                             "output_available", "duplicate_of_run")}})
+    options = load_parallel(params_file) if parallel is None else parallel
+    tick = time.perf_counter()
+    results = map_tasks(solve_task, tasks, options=options, desc=f"authors' runs {scenario}", progress=progress)
+    table, profiles = _tables(tasks, results, meta)
+    table["authors_daily_energy_mwh"] = [authors.authors_pem_mw(r).sum() * 0.5 for r in table["run"]]
+    _print(table, time.perf_counter() - tick, f"authors' runs {scenario}")
+    folder = output_path(params.results_dir, "authors_runs")
+    write_csv(profiles, folder / f"{scenario}_profiles.csv")
+    write_csv(table.drop(columns="seconds"), folder / f"{scenario}_runs.csv")
+    return table
+
+
+def run_own(scenario: int, params_file: str = "params.yaml", *, progress: bool = True,
+            parallel: ParallelOptions | None = None) -> pd.DataFrame:
+    """Solve our own Monte Carlo's runs of ``scenario`` (1-3): min and max sample, every load bus, corrected."""
+    from evgrid.papers.villanueva2025.mcs import rt_redraws, simulate_scenario
+
+    params = load_section("villanueva2025", params_file)
+    sc = simulate_scenario(params.mcs, scenario)
+    sysd = system_data()
+    tasks, meta = [], []
+    for sample in ("min", "max"):
+        red = rt_redraws(sc, sample, seed=params.mcs.seed)
+        for bus in authors.LOAD_BUSES:
+            at = red.at_bus(bus)
+            name = f"Sc{scenario}_{sample}_bus{bus:02d}"
+            inst = instance_from_mcs(at, name=name, bus=bus, seed=params.mcs.seed + 1000 * scenario + bus
+                                     + (0 if sample == "min" else 500), system=sysd)
+            tasks.append({"instance": inst, "devcm": params.devcm.model_dump(),
+                          "time_limit_s": params.authors_runs.time_limit_s, "mip_gap": params.authors_runs.mip_gap})
+            meta.append({"run": name, "scenario": f"Sc{scenario}", "sample": sample, "bus": bus,
+                         "mcs_sample_index": int(sc.chosen(sample)[0]) + 1})
+    options = load_parallel(params_file) if parallel is None else parallel
+    tick = time.perf_counter()
+    results = map_tasks(solve_task, tasks, options=options, desc=f"own runs Sc{scenario}", progress=progress)
+    table, profiles = _tables(tasks, results, meta)
+    _print(table, time.perf_counter() - tick, f"own runs Sc{scenario}")
+    folder = output_path(params.results_dir, "own_runs")
+    write_csv(profiles, folder / f"Sc{scenario}_profiles.csv")
+    write_csv(table.drop(columns="seconds"), folder / f"Sc{scenario}_runs.csv")
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evgrid.papers.villanueva2025.study",
+                                     description="Solve the DEVCM runs of one scenario and write their results.")
+    parser.add_argument("which", choices=["authors", "own"])
+    parser.add_argument("scenario", help="Sc1, Sc2, Sc3 or Sc3-CR (authors); 1, 2 or 3 (own)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.which == "authors":
+        if args.scenario not in authors.SCENARIOS:
+            parser.error(f"scenario {args.scenario!r}: allowed {', '.join(authors.SCENARIOS)}")
+        run_authors(args.scenario, args.params, progress=not args.no_progress)
+    else:
+        if args.scenario not in ("1", "2", "3"):
+            parser.error(f"scenario {args.scenario!r}: allowed 1, 2, 3")
+        run_own(int(args.scenario), args.params, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+
+
