@@ -220,3 +220,12 @@ def test_bad_options_name_the_field():
         DevcmOptions(soc_min_pu=0.96)
     with pytest.raises(ValueError, match="soc_departure_min_kwh"):
         DevcmOptions(soc_departure_min_kwh=79.0)
+
+
+def test_the_corrected_schedule_starts_the_authors_pricing():
+    inst = tiny(psys=np.full(T, 210.0))
+    corrected, model = solved(inst)
+    res, _ = solve_devcm(inst, DevcmOptions(pricing="authors"), time_limit_s=5, mip_gap=1e-3,
+                         start=solution_arrays(model))
+    # the corrected schedule is feasible in the one-sided pricing and costs no more there
+    assert res.objective_usd <= corrected.objective_usd + 1e-6

@@ -64,6 +64,12 @@ def test_a_run_that_fails_is_kept_as_failed_with_its_reason(params):
     at = rt_redraws(sc, "min", seed=1).at_bus(2)
     inst = study.instance_from_mcs(at, name="bad", bus=2, seed=1)
     inst = type(inst)(**{**inst.__dict__, "road_kwh": inst.road_kwh * 50})  # trips no battery can drive
-    out = study.solve_task({"instance": inst, "devcm": params.devcm.model_dump(), "time_limit_s": 5, "mip_gap": 0.01})
-    assert out["row"]["status"].startswith("failed: InstanceError")
-    assert np.isnan(out["p_em_mw"]).all()
+    out = study.solve_task({"instance": inst, "devcm": params.devcm.model_dump(), "pricings": ["corrected", "authors"],
+                            "time_limit_s": {"corrected": 5, "authors": 5}, "mip_gap": 0.01})
+    assert [o["row"]["pricing"] for o in out] == ["corrected", "authors"]
+    for o in out:
+        assert o["row"]["status"].startswith("failed: InstanceError")
+        assert np.isnan(o["p_em_mw"]).all()
+    # the table keeps the run's identity even for a failed solve
+    table, profiles = study._tables([out], [{"run": "bad", "scenario": "Sc1", "sample": "min", "bus": 2}])
+    assert table["run"].tolist() == ["bad", "bad"] and len(profiles) == 96

@@ -641,6 +641,7 @@ def _price_authors_choice(m, inst, p_lo, p_hi, f_lo, f_hi, fleet_kw, to_usd) -> 
     da_cost = sum(float(lam[b]) * m.da_q[t, b] for (t, b) in da_idx)
     rt_rev = sum(float(pi[n] * lam[b]) * m.rt_e[n, t, b] for (n, t, b) in rt_idx)
     m.market_cost = pyo.Expression(expr=to_usd * (da_cost - rt_rev), doc="Eqs. (22)-(24) one-sided, US$")
+    m.choice_steps = {"da": da, "rt": rt}
 
 
 def _price_authors(m, inst, p_lo, p_hi, f_lo, f_hi, fleet_kw, to_usd) -> None:
@@ -753,12 +754,14 @@ def _size(model: pyo.ConcreteModel) -> dict[str, int]:
             "n_constraints": sum(1 for _ in model.component_data_objects(pyo.Constraint, active=True))}
 
 
-def _one(inst, opt, time_limit_s, mip_gap, threads, tee, highs_options):
+def _one(inst, opt, time_limit_s, mip_gap, threads, tee, highs_options, start=None):
     tick = time.perf_counter()
     model = build_devcm(inst, opt)
+    if start is not None:
+        set_start(model, start)
     build_s = time.perf_counter() - tick
     res = solve(model, "highs", time_limit_s=max(time_limit_s, 1.0), mip_gap=mip_gap, threads=threads, tee=tee,
-                options=highs_options or {"random_seed": 0})
+                options=highs_options or {"random_seed": 0}, warmstart=start is not None)
     return res, model, build_s + res.build_time_s
 
 
@@ -772,6 +775,7 @@ def solve_devcm(
     tee: bool = False,
     highs_options: dict | None = None,
     method: Literal["auto", "direct", "bounds"] = "auto",
+    start: dict[str, np.ndarray] | None = None,
 ) -> tuple[DevcmResult, pyo.ConcreteModel]:
     """Solve one aggregator's DEVCM with HiGHS; return the result and the model holding the schedule.
 
@@ -787,11 +791,14 @@ def solve_devcm(
 
     The model itself, with a binary for every scenario and period (about ten times more), left
     HiGHS at the root after 480 s on the authors' bus-2 run with a worse schedule than the
-    restriction finds in 20 s (notebook 04). ``time_limit_s`` is shared: the relaxation gets
-    40 % of it, the restriction the rest. ``mip_gap`` is each MILP's own stopping gap; the
+    restriction finds in 20 s (notebook 04). ``time_limit_s`` is shared: the restriction runs
+    first with 55 % of it (a run must end with a schedule), the relaxation gets the rest (at least
+    30 %); each phase may overrun by its model's build time. ``mip_gap`` is each MILP's own stopping gap; the
     reported ``rel_gap`` is between the restriction's schedule and the relaxation's bound.
 
-    Every other variant (the authors' pricing, or ``method="direct"``) is one MILP.
+    Every other variant (the authors' pricing, or ``method="direct"``) is one MILP; ``start`` (the
+    :func:`solution_arrays` of another solve of the same instance, e.g. the corrected schedule, which
+    is feasible in the authors' pricing) is then offered to HiGHS as a first incumbent.
     """
     opt = options or DevcmOptions()
     bounded = method == "bounds" or (method == "auto" and opt.pricing == "corrected" and opt.rt_steps == "free")
@@ -799,24 +806,28 @@ def solve_devcm(
         raise ValueError("method='bounds' bounds the corrected model (pricing='corrected', rt_steps='free')")
     tick = time.perf_counter()
     if not bounded:
-        res, model, build_s = _one(inst, opt, time_limit_s, mip_gap, threads, tee, highs_options)
+        res, model, build_s = _one(inst, opt, time_limit_s, mip_gap, threads, tee, highs_options, start)
         lower, relax = res.best_bound, None
     else:
+        # The restriction first: it gives the schedule, and a run must never end without one.
         try:
-            low, _, b1 = _one(inst, opt.model_copy(update={"rt_steps": "relaxed"}), 0.4 * time_limit_s, mip_gap,
-                              threads, tee, highs_options)
+            res, model, b2 = _one(inst, opt.model_copy(update={"rt_steps": "same_as_da"}), 0.55 * time_limit_s,
+                                  mip_gap, threads, tee, highs_options)
+            restricted = True
+        except (InfeasibleModelError, NoIncumbentError):
+            # No schedule keeps every scenario in the DA step (or none was found in time): the model
+            # itself, for the time left.
+            left = max(time_limit_s - (time.perf_counter() - tick), 0.3 * time_limit_s)
+            res, model, b2 = _one(inst, opt, left, mip_gap, threads, tee, highs_options)
+            restricted = False
+        left = max(time_limit_s - (time.perf_counter() - tick), 0.3 * time_limit_s)
+        try:
+            low, _, b1 = _one(inst, opt.model_copy(update={"rt_steps": "relaxed"}), left, mip_gap, threads, tee,
+                              highs_options)
             lower, relax = low.best_bound, low.objective
         except NoIncumbentError:
             lower, relax, b1 = None, None, 0.0  # no bound proven in time: the gap is reported unknown
-        left = max(time_limit_s - (time.perf_counter() - tick), 0.25 * time_limit_s)
-        try:
-            res, model, b2 = _one(inst, opt.model_copy(update={"rt_steps": "same_as_da"}), left, mip_gap, threads,
-                                  tee, highs_options)
-        except (InfeasibleModelError, NoIncumbentError):
-            # No schedule keeps every scenario in the DA step (or none was found in time): solve the
-            # model itself for the time left, from scratch.
-            left = max(time_limit_s - (time.perf_counter() - tick), 0.25 * time_limit_s)
-            res, model, b2 = _one(inst, opt, left, mip_gap, threads, tee, highs_options)
+        if not restricted and res.best_bound is not None:
             lower = res.best_bound if lower is None else max(lower, res.best_bound)
         build_s = b1 + b2
     obj = res.objective
@@ -871,6 +882,24 @@ def set_start(model: pyo.ConcreteModel, sol: dict[str, np.ndarray]) -> None:
         for n in range(n_sc):
             model.f[n, t].set_value(float(f[n, t]), skip_validation=True)
             model.d_rt[n, t].set_value(float(p[t] - f[n, t]), skip_validation=True)
+    if hasattr(model, "choice_steps"):  # the authors' one-sided pricing: price each load at its own step
+        lower = inst.step_lower_mw.astype(float)
+
+        def top(t, load, allowed):
+            ok = [b for b in allowed if lower[b] <= load + 1e-9]
+            return max(ok) if ok else min(allowed)
+
+        for t, allowed in model.choice_steps["da"].items():
+            b0 = top(t, inst.psys_mw[t] + p[t], allowed)
+            for b in allowed:
+                model.da_on[t, b].set_value(int(b == b0))
+                model.da_q[t, b].set_value(float(p[t]) if b == b0 else 0.0, skip_validation=True)
+        for (n, t), allowed in model.choice_steps["rt"].items():
+            b0 = top(t, inst.psys_mw[t] + f[n, t], allowed)
+            for b in allowed:
+                model.rt_on[n, t, b].set_value(int(b == b0))
+                model.rt_e[n, t, b].set_value(float(p[t] - f[n, t]) if b == b0 else 0.0, skip_validation=True)
+        return
     da, rt = model.n_steps["da"], model.n_steps["rt"]
     da_b = sol.get("da_b")
     for t in range(n_t):

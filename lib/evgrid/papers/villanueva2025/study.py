@@ -87,32 +87,51 @@ def instance_from_mcs(at_bus: dict[str, np.ndarray], *, name: str, bus: int, see
     ).validate()
 
 
-def solve_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Solve one run in one pricing (a pure task for :func:`map_tasks`); return its row and profile."""
+def solve_task(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Solve one run in each pricing of ``task["pricings"]`` (a pure task for :func:`map_tasks`).
+
+    The corrected model is solved first; its schedule, feasible in the authors' one-sided pricing
+    too, is offered to that solve as a first incumbent. Returns one ``{"row", "p_em_mw"}`` per
+    pricing. A pricing that fails is returned as failed, with its reason, and NaN traded power:
+    one failed solve must not lose the others.
+    """
+    from evgrid.papers.villanueva2025.devcm import solution_arrays
+
     inst: DevcmInstance = task["instance"] if "instance" in task else authors.load_run(task["run"])
-    opt = DevcmOptions(**task["devcm"])
-    tick = time.perf_counter()
-    try:
-        res, _model = solve_devcm(inst, opt, time_limit_s=task["time_limit_s"], mip_gap=task["mip_gap"], threads=1)
-    except Exception as exc:  # one failed run must not lose the others: it is written as failed, with why
-        row = {k: np.nan for k in RUN_COLUMNS}
-        row.update(name=inst.name, pricing=opt.pricing, status=f"failed: {type(exc).__name__}: {exc}"[:300],
-                   seconds=time.perf_counter() - tick)
-        return {"row": row, "p_em_mw": np.full(inst.n_periods, np.nan)}
-    row = res.row()
-    row["seconds"] = time.perf_counter() - tick  # printed by the caller, not written
-    return {"row": row, "p_em_mw": res.p_em_mw}
+    out, start = [], None
+    for pricing in task["pricings"]:
+        opt = DevcmOptions(**{**task["devcm"], "pricing": pricing})
+        tick = time.perf_counter()
+        try:
+            res, model = solve_devcm(inst, opt, time_limit_s=task["time_limit_s"][pricing], mip_gap=task["mip_gap"],
+                                     threads=1, start=None if pricing == "corrected" else start)
+        except Exception as exc:
+            row = {k: np.nan for k in RUN_COLUMNS if k not in ("run", "scenario", "sample", "bus")}
+            row.update(pricing=pricing, status=f"failed: {type(exc).__name__}: {exc}"[:300],
+                       seconds=time.perf_counter() - tick)
+            out.append({"row": row, "p_em_mw": np.full(inst.n_periods, np.nan)})
+            continue
+        if pricing == "corrected":
+            start = solution_arrays(model)
+        row = res.row()
+        row.pop("name", None)
+        row["seconds"] = time.perf_counter() - tick  # printed by the caller, not written
+        out.append({"row": row, "p_em_mw": res.p_em_mw})
+    return out
 
 
-def _tables(tasks: list[dict], results: list[dict], meta: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tables(results: list[list[dict]], meta: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, profiles = [], []
-    for task, res, info in zip(tasks, results, meta, strict=True):
-        row = {**info, **{k: v for k, v in res["row"].items() if k != "name"}}
-        row["pricing"] = task["devcm"]["pricing"]
-        rows.append(row)
-        profiles.append(pd.DataFrame({"scenario": info["scenario"], "sample": info["sample"], "bus": info["bus"],
-                                      "pricing": row["pricing"], "t": np.arange(1, 49), "p_em_mw": res["p_em_mw"]}))
-    return pd.DataFrame(rows), pd.concat(profiles, ignore_index=True)
+    for per_pricing, info in zip(results, meta, strict=True):
+        for res in per_pricing:
+            row = {**res["row"], **info}  # the run's identity is the caller's, never the solve's
+            rows.append(row)
+            profiles.append(pd.DataFrame({"scenario": info["scenario"], "sample": info["sample"], "bus": info["bus"],
+                                          "pricing": row["pricing"], "t": np.arange(1, 49),
+                                          "p_em_mw": res["p_em_mw"]}))
+    table = pd.DataFrame(rows)
+    front = [c for c in ("run", "scenario", "sample", "bus", "mcs_sample_index", "pricing") if c in table]
+    return table[front + [c for c in table.columns if c not in front]], pd.concat(profiles, ignore_index=True)
 
 
 def _f(x: Any, spec: str) -> str:
@@ -133,23 +152,23 @@ def run_authors(scenario: str, params_file: str = "params.yaml", *, progress: bo
     """Re-solve every authors' run of ``scenario`` in each pricing of the section; write runs and profiles."""
     params = load_section("villanueva2025", params_file)
     ids = authors.run_ids(scenario=scenario)
+    limits = {"corrected": params.authors_runs.time_limit_s, "authors": params.authors_runs.authors_time_limit_s}
+    pricings = sorted(params.authors_runs.pricings, key=["corrected", "authors"].index)
     tasks, meta = [], []
-    for pricing in params.authors_runs.pricings:
-        for run in ids:
-            limit = params.authors_runs.time_limit_s if pricing == "corrected" else params.authors_runs.authors_time_limit_s
-            tasks.append({"run": run, "devcm": {**params.devcm.model_dump(), "pricing": pricing},
-                          "time_limit_s": limit, "mip_gap": params.authors_runs.mip_gap})
-            out = authors.authors_outcome(run)
-            info = authors.read_runs().loc[run]
-            meta.append({"run": run, "scenario": scenario, "sample": info["sample"], "bus": int(info["bus"]),
-                         **{f"authors_{k}": out[k] for k in ("objective_incumbent", "best_bound", "rel_gap",
-                                                             "objective_final_fixed_lp", "pem_energy_mwh_out_gdx",
-                                                             "output_available", "duplicate_of_run")}})
+    for run in ids:
+        tasks.append({"run": run, "devcm": params.devcm.model_dump(), "pricings": pricings,
+                      "time_limit_s": limits, "mip_gap": params.authors_runs.mip_gap})
+        out = authors.authors_outcome(run)
+        info = authors.read_runs().loc[run]
+        meta.append({"run": run, "scenario": scenario, "sample": info["sample"], "bus": int(info["bus"]),
+                     **{f"authors_{k}": out[k] for k in ("objective_incumbent", "best_bound", "rel_gap",
+                                                         "objective_final_fixed_lp", "pem_energy_mwh_out_gdx",
+                                                         "output_available", "duplicate_of_run")},
+                     "authors_daily_energy_mwh": float(authors.authors_pem_mw(run).sum() * 0.5)})
     options = load_parallel(params_file) if parallel is None else parallel
     tick = time.perf_counter()
     results = map_tasks(solve_task, tasks, options=options, desc=f"authors' runs {scenario}", progress=progress)
-    table, profiles = _tables(tasks, results, meta)
-    table["authors_daily_energy_mwh"] = [authors.authors_pem_mw(r).sum() * 0.5 for r in table["run"]]
+    table, profiles = _tables(results, meta)
     _print(table, time.perf_counter() - tick, f"authors' runs {scenario}")
     folder = output_path(params.results_dir, "authors_runs")
     write_csv(profiles, folder / f"{scenario}_profiles.csv")
@@ -173,14 +192,15 @@ def run_own(scenario: int, params_file: str = "params.yaml", *, progress: bool =
             name = f"Sc{scenario}_{sample}_bus{bus:02d}"
             inst = instance_from_mcs(at, name=name, bus=bus, seed=params.mcs.seed + 1000 * scenario + bus
                                      + (0 if sample == "min" else 500), system=sysd)
-            tasks.append({"instance": inst, "devcm": params.devcm.model_dump(),
-                          "time_limit_s": params.authors_runs.time_limit_s, "mip_gap": params.authors_runs.mip_gap})
+            tasks.append({"instance": inst, "devcm": params.devcm.model_dump(), "pricings": ["corrected"],
+                          "time_limit_s": {"corrected": params.authors_runs.time_limit_s},
+                          "mip_gap": params.authors_runs.mip_gap})
             meta.append({"run": name, "scenario": f"Sc{scenario}", "sample": sample, "bus": bus,
                          "mcs_sample_index": int(sc.chosen(sample)[0]) + 1})
     options = load_parallel(params_file) if parallel is None else parallel
     tick = time.perf_counter()
     results = map_tasks(solve_task, tasks, options=options, desc=f"own runs Sc{scenario}", progress=progress)
-    table, profiles = _tables(tasks, results, meta)
+    table, profiles = _tables(results, meta)
     _print(table, time.perf_counter() - tick, f"own runs Sc{scenario}")
     folder = output_path(params.results_dir, "own_runs")
     write_csv(profiles, folder / f"Sc{scenario}_profiles.csv")
