@@ -459,31 +459,18 @@ def _price_hull(m, inst, p_lo, p_hi, f_lo, f_hi, to_usd) -> None:
     """Two-sided step pricing as the convex hull of each period's price x quantity function."""
     n_sc, n_t = f_lo.shape
     psys = inst.psys_mw
-    da = {t: _reachable(inst, psys[t], p_lo[t], p_hi[t]) for t in range(n_t)}
+    da = _da_hull(m, inst, p_lo, p_hi)
     rt = {(n, t): _reachable(inst, psys[t], f_lo[n, t], f_hi[n, t]) for n in range(n_sc) for t in range(n_t)}
-    for key, s in list(da.items()) + list(rt.items()):
+    for key, s in rt.items():
         if s.b.size == 0:
-            raise InstanceError(f"{inst.name}: no price step holds the load range of {key}")
-    da_idx = [(t, k) for t in range(n_t) for k in range(da[t].b.size)]
+            raise InstanceError(f"{inst.name}: no price step holds the RT load range of (n, t) = {key}")
     rt_idx = [(n, t, k) for n in range(n_sc) for t in range(n_t) for k in range(rt[n, t].b.size)]
-    m.da_on = pyo.Var(da_idx, domain=pyo.Binary, doc="DA load in reachable step k (two-sided PQP_{t,b})")
-    m.da_q = pyo.Var(da_idx, doc="DA trade if its load is in step k, else 0 (MW)")
     m.rt_on = pyo.Var(rt_idx, domain=pyo.Binary, doc="RT load of scenario n in step k (PQP^n_{t,n,b})")
     m.rt_f = pyo.Var(rt_idx, doc="Fleet draw if the RT load is in step k, else 0 (MW)")
     m.rt_p = pyo.Var(rt_idx, doc="DA trade if the RT load is in step k, else 0 (MW)")
-    for (t, k) in da_idx:
-        s = da[t]
-        if s.b.size == 1:
-            m.da_on[t, k].fix(1)
     for (n, t, k) in rt_idx:
         if rt[n, t].b.size == 1:
             m.rt_on[n, t, k].fix(1)
-    m.ineq_da_q_lo = pyo.Constraint(da_idx, rule=lambda mm, t, k: mm.da_q[t, k] >= da[t].lo[k] * mm.da_on[t, k])
-    m.ineq_da_q_hi = pyo.Constraint(da_idx, rule=lambda mm, t, k: mm.da_q[t, k] <= da[t].hi[k] * mm.da_on[t, k])
-    m.eq_da_one = pyo.Constraint(range(n_t), rule=lambda mm, t: sum(mm.da_on[t, k] for k in range(da[t].b.size)) == 1,
-                                 doc="Exactly one step holds the DA load (two-sided Eqs. 27, 31-36)")
-    m.eq_da_split = pyo.Constraint(range(n_t), rule=lambda mm, t: mm.p_em[t]
-                                   == sum(mm.da_q[t, k] for k in range(da[t].b.size)))
     m.ineq_rt_f_lo = pyo.Constraint(rt_idx, rule=lambda mm, n, t, k: mm.rt_f[n, t, k]
                                     >= rt[n, t].lo[k] * mm.rt_on[n, t, k])
     m.ineq_rt_f_hi = pyo.Constraint(rt_idx, rule=lambda mm, n, t, k: mm.rt_f[n, t, k]
@@ -498,7 +485,7 @@ def _price_hull(m, inst, p_lo, p_hi, f_lo, f_hi, to_usd) -> None:
     m.eq_rt_split_p = pyo.Constraint(NT, rule=lambda mm, n, t: mm.p_em[t]
                                      == sum(mm.rt_p[n, t, k] for k in range(rt[n, t].b.size)))
     pi = inst.pi
-    da_cost = sum(float(da[t].price[k]) * m.da_q[t, k] for (t, k) in da_idx)
+    da_cost = sum(float(da[t].price[k]) * m.da_q[t, k] for t in range(n_t) for k in range(da[t].b.size))
     # RT revenue lambda_n (P^+ - P^-) = lambda_n (P^EM - f_n): Eqs. (7)-(8), (23)-(24)
     rt_rev = sum(float(pi[n] * rt[n, t].price[k]) * (m.rt_p[n, t, k] - m.rt_f[n, t, k]) for (n, t, k) in rt_idx)
     m.market_cost = pyo.Expression(expr=to_usd * (da_cost - rt_rev), doc="Eqs. (6)-(8), (22)-(24), US$")

@@ -148,6 +148,20 @@ def _print(table: pd.DataFrame, seconds: float, label: str) -> None:
           f"({table['seconds'].sum():.0f} s of solver time)", flush=True)
 
 
+def _solve_and_write(tasks: list[dict], meta: list[dict], results_dir: str, which: str, label: str,
+                     params_file: str, *, progress: bool, parallel: ParallelOptions | None) -> pd.DataFrame:
+    """Fan ``tasks`` out through :func:`map_tasks`; write ``<which>/<label>_runs.csv`` and ``_profiles.csv``."""
+    options = load_parallel(params_file) if parallel is None else parallel
+    tick = time.perf_counter()
+    results = map_tasks(solve_task, tasks, options=options, desc=f"{which} {label}", progress=progress)
+    table, profiles = _tables(results, meta)
+    _print(table, time.perf_counter() - tick, f"{which} {label}")
+    folder = output_path(results_dir, which)
+    write_csv(profiles, folder / f"{label}_profiles.csv")
+    write_csv(table.drop(columns="seconds"), folder / f"{label}_runs.csv")
+    return table
+
+
 def run_authors(scenario: str, params_file: str = "params.yaml", *, progress: bool = True,
                 parallel: ParallelOptions | None = None) -> pd.DataFrame:
     """Re-solve every authors' run of ``scenario`` in each pricing of the section; write runs and profiles."""
@@ -166,15 +180,8 @@ def run_authors(scenario: str, params_file: str = "params.yaml", *, progress: bo
                                                          "objective_final_fixed_lp", "pem_energy_mwh_out_gdx",
                                                          "output_available", "duplicate_of_run")},
                      "authors_daily_energy_mwh": float(authors.authors_pem_mw(run).sum() * 0.5)})
-    options = load_parallel(params_file) if parallel is None else parallel
-    tick = time.perf_counter()
-    results = map_tasks(solve_task, tasks, options=options, desc=f"authors' runs {scenario}", progress=progress)
-    table, profiles = _tables(results, meta)
-    _print(table, time.perf_counter() - tick, f"authors' runs {scenario}")
-    folder = output_path(params.results_dir, "authors_runs")
-    write_csv(profiles, folder / f"{scenario}_profiles.csv")
-    write_csv(table.drop(columns="seconds"), folder / f"{scenario}_runs.csv")
-    return table
+    return _solve_and_write(tasks, meta, params.results_dir, "authors_runs", scenario, params_file,
+                            progress=progress, parallel=parallel)
 
 
 def run_own(scenario: int, params_file: str = "params.yaml", *, progress: bool = True,
@@ -198,15 +205,8 @@ def run_own(scenario: int, params_file: str = "params.yaml", *, progress: bool =
                           "mip_gap": params.authors_runs.mip_gap})
             meta.append({"run": name, "scenario": f"Sc{scenario}", "sample": sample, "bus": bus,
                          "mcs_sample_index": int(sc.chosen(sample)[0]) + 1})
-    options = load_parallel(params_file) if parallel is None else parallel
-    tick = time.perf_counter()
-    results = map_tasks(solve_task, tasks, options=options, desc=f"own runs Sc{scenario}", progress=progress)
-    table, profiles = _tables(results, meta)
-    _print(table, time.perf_counter() - tick, f"own runs Sc{scenario}")
-    folder = output_path(params.results_dir, "own_runs")
-    write_csv(profiles, folder / f"Sc{scenario}_profiles.csv")
-    write_csv(table.drop(columns="seconds"), folder / f"Sc{scenario}_runs.csv")
-    return table
+    return _solve_and_write(tasks, meta, params.results_dir, "own_runs", f"Sc{scenario}", params_file,
+                            progress=progress, parallel=parallel)
 
 
 def main(argv: list[str] | None = None) -> int:
