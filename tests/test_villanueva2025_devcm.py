@@ -120,9 +120,34 @@ def test_the_relaxation_and_the_restriction_bracket_the_model(psys):
     a = solution_arrays(model)
     lo, hi = market_cost_usd(inst, a["p_em"], a["f"])
     assert lo - 1e-6 <= pyo.value(model.market_cost) <= hi + 1e-6
-    bounded, _ = solved(inst, method="bounds")
+    bounded, kept = solved(inst, method="bounds")
     assert bounded.bound_usd <= full.objective_usd + 1e-6 <= bounded.objective_usd + 2e-6
     assert bounded.rel_gap == pytest.approx((bounded.objective_usd - bounded.bound_usd) / abs(bounded.objective_usd))
+    # the kept schedule is the cheaper of the two, and its cost is the model's, recomputed from its trades
+    assert bounded.schedule in ("restriction", "relaxation")
+    assert bounded.objective_usd <= high.objective_usd + 1e-6
+    b = solution_arrays(kept)
+    lo, _ = market_cost_usd(kept.instance, b["p_em"], b["f"])
+    assert bounded.market_usd == pytest.approx(lo, abs=1e-9)
+    assert bounded.objective_usd == pytest.approx(lo + pyo.value(kept.bat_cost), abs=1e-9)
+
+
+def test_the_relaxations_schedule_priced_exactly_is_a_schedule_of_the_model():
+    # Loads that straddle a breakpoint across scenarios: the relaxation's schedule, with its binaries
+    # (DA steps) and trades fixed in the model itself, must cost what market_cost_usd says.
+    inst = tiny(psys=np.array([200, 207.5, 201, 199, 208, 206, 203, 200.9]))
+    low, relaxed = solved(inst, rt_steps="relaxed")
+    a = solution_arrays(relaxed)
+    lo, _ = market_cost_usd(inst, a["p_em"], a["f"])
+    model = build_devcm(inst, DevcmOptions())
+    for t in range(T):
+        model.p_em[t].fix(float(a["p_em"][t]))
+        for n in range(inst.n_scenarios):
+            model.f[n, t].fix(float(a["f"][n, t]))
+    res = solve(model, "highs")
+    assert res.status == "optimal"
+    assert pyo.value(model.market_cost) == pytest.approx(lo, abs=1e-6)
+    assert low.objective_usd <= lo + pyo.value(relaxed.bat_cost) + 1e-6  # the relaxation's own cost is a bound
 
 
 def test_the_two_pricings_agree_when_every_load_stays_in_the_first_step():
@@ -216,8 +241,8 @@ def test_bad_instances_are_refused_before_building():
 
 
 def test_bad_options_name_the_field():
-    with pytest.raises(ValueError, match="soc_min_pu"):
-        DevcmOptions(soc_min_pu=0.96)
+    with pytest.raises(ValueError, match="soc_min"):
+        DevcmOptions(soc_min=0.96)
     with pytest.raises(ValueError, match="soc_departure_min_kwh"):
         DevcmOptions(soc_departure_min_kwh=79.0)
 
@@ -229,3 +254,18 @@ def test_the_corrected_schedule_starts_the_authors_pricing():
                          start=solution_arrays(model))
     # the corrected schedule is feasible in the one-sided pricing and costs no more there
     assert res.objective_usd <= corrected.objective_usd + 1e-6
+
+
+def test_the_settlement_ramps_use_the_price_curves_own_breakpoints():
+    # Steps [0, 201), [201, 208), [208, inf) MW; Psys = 204 at t = 3, so the DA load's step (index 2)
+    # spans trades [-3, 4] MW: one breakpoint above (+4 MW, jump 0.01) and one below (-3 MW, jump 0.01),
+    # whatever the DA trade's own bounds are.
+    from evgrid.papers.villanueva2025.devcm import _settlement_ramps
+
+    inst = tiny()
+    assert _settlement_ramps(inst, 2, 2, -10.0, 10.0) == [(4.0, pytest.approx(0.01), 1), (-3.0, pytest.approx(0.01), -1)]
+    assert _settlement_ramps(inst, 2, 2, -1.0, 1.0) == []  # the draw cannot leave the step
+    # from the first real step (index 1: the empty step 0 is skipped) both breakpoints above count
+    ramps = _settlement_ramps(inst, 1, 2, -10.0, 10.0)
+    assert [(bp, sign) for bp, _, sign in ramps] == [(-3.0, 1), (4.0, 1)]
+    assert [round(j, 6) for _, j, _ in ramps] == [0.01, 0.01]

@@ -85,8 +85,8 @@ def text_values(params, scenarios: Mapping[int, object] | None = None) -> pd.Dat
              ("Text", "Maximum charging power P_max", "Sec. 2.3.1", dev.charger_kw),
              ("Text", "Charging efficiency", "Sec. 2.3.1", dev.charge_efficiency),
              ("Text", "Discharging efficiency", "Sec. 2.3.1", dev.discharge_efficiency),
-             ("Text", "SoC lower limit", "Sec. 2.3.1", 100 * dev.soc_min_pu),
-             ("Text", "SoC upper limit", "Sec. 2.3.1", 100 * dev.soc_max_pu)]
+             ("Text", "SoC lower limit", "Sec. 2.3.1", 100 * dev.soc_min),
+             ("Text", "SoC upper limit", "Sec. 2.3.1", 100 * dev.soc_max)]
     # Battery cost and degradation slope: their range in the authors' inputs (all 88 runs)
     veh = pd.concat([pd.DataFrame({"c": authors.load_run(r).battery_cost_usd_per_kwh,
                                    "m": authors.load_run(r).degradation_slope}) for r in authors.run_ids()])
