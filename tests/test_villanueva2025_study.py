@@ -73,3 +73,25 @@ def test_a_run_that_fails_is_kept_as_failed_with_its_reason(params):
     # the table keeps the run's identity even for a failed solve
     table, profiles = study._tables([out], [{"run": "bad", "scenario": "Sc1", "sample": "min", "bus": 2}])
     assert table["run"].tolist() == ["bad", "bad"] and len(profiles) == 96
+
+
+def test_the_balance_columns_flag_a_residual_above_the_tolerance():
+    good = {"soc": 3e-9, "cycle": 0.0, "fleet": 1e-8, "balance": 2e-7, "degradation": 4e-7}
+    row = study.balance_row(good)
+    assert row["balance_ok"] and row["soc_residual_kwh"] == 0.0 and set(row) == {*study.BALANCE_COLUMNS.values(),
+                                                                                  "balance_ok"}
+    assert not study.balance_row({**good, "cycle": 0.01})["balance_ok"]
+    assert not study.balance_row({**good, "degradation": -0.5})["balance_ok"]  # priced below the SoC drops
+
+
+def test_a_solved_run_carries_its_energy_balance(params):
+    sc = simulate_scenario(McsOptions(n_samples=(3, 3, 3), n_rt_scenarios=2), 1)
+    at = rt_redraws(sc, "min", seed=1).at_bus(12)
+    inst = study.instance_from_mcs(at, name="b12", bus=12, seed=1)
+    out = study.solve_task({"instance": inst, "devcm": params.devcm.model_dump(), "pricings": ["corrected"],
+                            "time_limit_s": {"corrected": 20}, "mip_gap": 0.01})
+    row = out[0]["row"]
+    assert row["status"] == "bounds" and row["balance_ok"], row
+    assert row["schedule"] in ("restriction", "relaxation")
+    table, _ = study._tables([out], [{"run": "b12", "scenario": "Sc1", "sample": "min", "bus": 12}])
+    assert [c for c in study.RUN_COLUMNS if c in table] == [c for c in table.columns if c in study.RUN_COLUMNS]

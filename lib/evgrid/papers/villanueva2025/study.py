@@ -12,8 +12,10 @@ Each scenario is one DVC stage; its tasks (one per run and pricing) go through
 :func:`evgrid.core.parallel.map_tasks`. Two files per stage, both under ``results_dir``:
 
 ``<set>/<scenario>_runs.csv``
-    one row per run and pricing: status, objective and proven bound (US$), gap, the parts of
-    the cost, the traded energy, model size, and (authors' runs) the authors' outcome beside it.
+    one row per run and pricing: status, objective and proven bound (US$), gap, which schedule was
+    kept, the parts of the cost, the traded energy, model size, the energy-balance residuals of
+    the solved schedule (:data:`BALANCE_COLUMNS`, ``balance_ok``), and (authors' runs) the
+    authors' outcome beside it.
 ``<set>/<scenario>_profiles.csv``
     the per-bus half-hourly DA trade P^EM_{k,t} (MW; + buys, - sells), one row per run, pricing
     and period: **the file the centralized OPF (part 2) reads**; columns ``scenario, sample, bus,
@@ -45,12 +47,21 @@ from evgrid.papers.villanueva2025 import authors
 from evgrid.papers.villanueva2025.devcm import DevcmOptions, solve_devcm
 from evgrid.papers.villanueva2025.instance import DevcmInstance
 
-__all__ = ["RUN_COLUMNS", "instance_from_mcs", "run_authors", "run_own", "solve_task", "system_data"]
+__all__ = ["BALANCE_COLUMNS", "RUN_COLUMNS", "balance_row", "instance_from_mcs", "run_authors", "run_own",
+           "solve_task", "system_data"]
+
+#: The energy-balance check of every solved run (:func:`~evgrid.papers.villanueva2025.devcm.energy_balance`):
+#: its largest residual per account, written rounded to 1e-6 (kWh, MW or US$).
+BALANCE_COLUMNS = {"soc": "soc_residual_kwh", "cycle": "cycle_residual_kwh", "fleet": "fleet_residual_mw",
+                   "balance": "trade_residual_mw", "degradation": "degradation_excess_usd"}
+#: Residual allowed in ``balance_ok`` (kWh or MW): HiGHS's feasibility tolerance is 1e-7 on scaled rows.
+BALANCE_TOL = 1e-4
 
 #: Columns of ``<scenario>_runs.csv`` (authors' runs add the ``authors_*`` columns).
 RUN_COLUMNS = ["run", "scenario", "sample", "bus", "pricing", "method", "status", "objective_usd", "bound_usd",
-               "rel_gap", "abs_gap_usd", "market_usd", "battery_usd", "daily_energy_mwh", "import_mwh", "export_mwh",
-               "n_vehicles", "n_vehicles_merged", "n_binaries", "n_variables", "n_constraints"]
+               "rel_gap", "abs_gap_usd", "relaxation_usd", "schedule", "market_usd", "battery_usd",
+               "daily_energy_mwh", "import_mwh", "export_mwh", "n_vehicles", "n_vehicles_merged", "n_binaries",
+               "n_variables", "n_constraints", *BALANCE_COLUMNS.values(), "balance_ok"]
 
 
 def system_data() -> dict[str, Any]:
@@ -95,7 +106,7 @@ def solve_task(task: dict[str, Any]) -> list[dict[str, Any]]:
     pricing. A pricing that fails is returned as failed, with its reason, and NaN traded power:
     one failed solve must not lose the others.
     """
-    from evgrid.papers.villanueva2025.devcm import solution_arrays
+    from evgrid.papers.villanueva2025.devcm import energy_balance, solution_arrays
 
     inst: DevcmInstance = task["instance"] if "instance" in task else authors.load_run(task["run"])
     out, start = [], None
@@ -114,11 +125,24 @@ def solve_task(task: dict[str, Any]) -> list[dict[str, Any]]:
         if pricing == "corrected":
             start = solution_arrays(model)
         row = res.row()
+        row.update(balance_row(energy_balance(model)))
         for key in ("name", "build_s", "solve_s"):  # tracked result files hold no timings
             row.pop(key, None)
         row["seconds"] = time.perf_counter() - tick  # printed by the caller, not written
         out.append({"row": row, "p_em_mw": res.p_em_mw})
     return out
+
+
+def balance_row(balance: dict[str, float]) -> dict[str, Any]:
+    """The columns of one run's energy-balance check: residuals rounded to 1e-6, and whether all are small.
+
+    ``soc``, ``cycle``, ``fleet`` and ``balance`` must be within :data:`BALANCE_TOL`; the
+    degradation account may exceed the SoC drops it prices (never fall below them).
+    """
+    row = {col: round(float(balance[key]), 6) + 0.0 for key, col in BALANCE_COLUMNS.items()}
+    row["balance_ok"] = bool(max(balance[k] for k in ("soc", "cycle", "fleet", "balance")) <= BALANCE_TOL
+                             and balance["degradation"] >= -1e-6)
+    return row
 
 
 def _tables(results: list[list[dict]], meta: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -132,7 +156,9 @@ def _tables(results: list[list[dict]], meta: list[dict]) -> tuple[pd.DataFrame, 
                                           "p_em_mw": res["p_em_mw"]}))
     table = pd.DataFrame(rows)
     front = [c for c in ("run", "scenario", "sample", "bus", "mcs_sample_index", "pricing") if c in table]
-    return table[front + [c for c in table.columns if c not in front]], pd.concat(profiles, ignore_index=True)
+    known = [c for c in RUN_COLUMNS if c in table and c not in front]  # a fixed order, whichever row came first
+    order = front + known + [c for c in table.columns if c not in front and c not in known]
+    return table[order], pd.concat(profiles, ignore_index=True)
 
 
 def _f(x: Any, spec: str) -> str:
