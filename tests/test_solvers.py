@@ -304,6 +304,12 @@ def test_time_limit_without_incumbent_raises() -> None:
     assert "time limit of 0.3 s" in msg
     assert "parity_knapsack" in msg
     assert "Raise the limit" in msg
+    # The dual bound survives without an incumbent: at least the LP relaxation's optimum,
+    # sum x >= b / (2 max a), and at most n (every x = 1).
+    a = np.random.default_rng(0).integers(10_000, 100_000, size=50)
+    lp_bound = (2 * (int(a.sum()) // 2) + 1) / (2 * int(a.max()))
+    assert info.value.best_bound is not None
+    assert lp_bound - 1e-6 <= info.value.best_bound <= 50
 
 
 def test_parity_knapsack_is_infeasible_with_presolve() -> None:

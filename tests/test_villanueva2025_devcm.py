@@ -269,3 +269,26 @@ def test_the_settlement_ramps_use_the_price_curves_own_breakpoints():
     ramps = _settlement_ramps(inst, 1, 2, -10.0, 10.0)
     assert [(bp, sign) for bp, _, sign in ramps] == [(-3.0, 1), (4.0, 1)]
     assert [round(j, 6) for _, j, _ in ramps] == [0.01, 0.01]
+
+
+def test_a_relaxation_without_a_schedule_still_proves_its_bound(monkeypatch):
+    # In the pipeline (two runs sharing two cores) a large relaxation can reach its time limit
+    # before any schedule; its dual bound is still a lower bound on the model and must be kept.
+    import evgrid.papers.villanueva2025.devcm as devcm_module
+    from evgrid.core.solvers import NoIncumbentError
+
+    inst = tiny(psys=np.array([200, 207.5, 201, 199, 208, 206, 203, 200.9]))
+    exact, _ = solved(inst, method="bounds")
+    real_one = devcm_module._one
+
+    def one(inst_, opt, *args, **kwargs):
+        res, model, build_s = real_one(inst_, opt, *args, **kwargs)
+        if opt.rt_steps == "relaxed":  # what HiGHS says when the limit comes first: no schedule, a bound
+            raise NoIncumbentError("time limit, no schedule", best_bound=res.best_bound - 1.0)
+        return res, model, build_s
+
+    monkeypatch.setattr(devcm_module, "_one", one)
+    res, _ = solve_devcm(inst, DevcmOptions(), method="bounds")
+    assert res.schedule == "restriction" and res.relaxation_usd is None
+    assert res.bound_usd == pytest.approx(exact.bound_usd - 1.0, abs=1e-9)
+    assert res.rel_gap == pytest.approx((res.objective_usd - res.bound_usd) / abs(res.objective_usd))

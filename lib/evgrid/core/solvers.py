@@ -83,7 +83,15 @@ class SolverLicenseLimitError(SolverError):
 
 
 class NoIncumbentError(SolverError):
-    """A time or other limit stopped the solver before it found any feasible point."""
+    """A time or other limit stopped the solver before it found any feasible point.
+
+    ``best_bound`` is the solver's proven bound on the objective when it had one (a MILP's dual
+    bound after its root), else None: valid even without an incumbent.
+    """
+
+    def __init__(self, message: str, best_bound: float | None = None):
+        super().__init__(message)
+        self.best_bound = best_bound
 
 
 class SolverLimitWarning(UserWarning):
@@ -595,11 +603,13 @@ def _interpret(
         if tc in _LIMIT_CONDITIONS:
             limit = _LIMIT_CONDITIONS[tc]
             detail = f" of {time_limit_s:g} s" if tc == TerminationCondition.maxTimeLimit else ""
+            bound = results.objective_bound
             raise NoIncumbentError(
                 f"{solver} stopped at its {limit}{detail} after {solve_s:.2f} s without "
                 f"finding any feasible solution for {what}. Raise the limit "
                 f"(time_limit_s), or check whether the model is infeasible by solving "
-                f"without a limit."
+                f"without a limit.",
+                best_bound=bound if bound is not None and math.isfinite(bound) else None,
             )
         raise SolverError(
             f"{solver} ended with termination condition {tc.name!r} and no solution for "

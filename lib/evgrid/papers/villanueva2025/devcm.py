@@ -849,8 +849,10 @@ def solve_devcm(
             cost = exact + pyo.value(low_model.bat_cost)
             if obj is None or cost < obj:
                 obj, market, model, schedule = cost, exact, low_model, "relaxation"
-        except NoIncumbentError:
-            lower, relax, b1 = None, None, 0.0  # no bound proven in time: the gap is reported unknown
+        except NoIncumbentError as err:
+            # No schedule of the relaxation in time, but its dual bound (after the root) is still a
+            # proven lower bound on the model; without one the gap is reported unknown.
+            lower, relax, b1 = err.best_bound, None, 0.0
         if not restricted and res.best_bound is not None:
             lower = res.best_bound if lower is None else max(lower, res.best_bound)
         build_s = b1 + b2
