@@ -53,9 +53,8 @@ notebook
 2. builds the DEVCM with the misprints corrected and the pricing loophole closed (two-sided steps), and
    with an `authors` switch that keeps their one-sided steps;
 3. **re-solves the authors' runs** from their exact inputs, in both pricings, beside their solver
-   outcome, and solves our own Monte Carlo's runs (section 4 lists the scenarios solved so far; the
-   others are the next pipeline runs, 20-30 min each on two workers, and this notebook reads whatever
-   the stages have written);
+   outcome (all 88: Sc1, Sc2, Sc3 and the capped Sc3-CR), and solves our own Monte Carlo's runs
+   (scenarios 1-3, 66 runs);
 4. sets Tables 2 and 4 beside the paper's, and writes the per-bus half-hourly traded power for part 2.
 
 The solves are the pipeline stages `villanueva2025_authors@<scenario>` and `villanueva2025_own@<n>`
@@ -265,6 +264,11 @@ Beside each: the authors' CPLEX outcome after 7 hours on 4 threads (incumbent, b
 runs = report.runs_table(results, "authors_runs")
 done = sorted(runs["scenario"].unique(), key=list(authors.SCENARIOS).index)
 print("scenarios re-solved:", ", ".join(done))
+# Runs our model proves infeasible (both pricings): the capped Sc3-CR runs whose caps are below
+# what the fleet must draw (section 5).
+infeasible = runs[runs["status"].astype(str).str.contains("Infeasible")]
+print("proven infeasible:", ", ".join(sorted(infeasible["run"].unique())) or "none")
+assert set(infeasible["scenario"]) <= {"Sc3-CR"}
 cor = runs[runs["pricing"] == "corrected"].set_index("run")
 aut = runs[runs["pricing"] == "authors"].set_index("run")
 side = pd.DataFrame({
@@ -352,7 +356,14 @@ What the columns say:
 Daily energy traded per aggregator, Σ_t P^EM_t · 0.5 h (MWh, net of V2G), from the corrected model on the
 authors' own inputs; the paper's value (an incumbent) and the energy of the authors' saved profile
 (their final LP with the incumbent's binaries) beside it. Table 4 is the capped scenario (Sc3-CR, a new
-Monte Carlo draw of the authors, with the DNO's caps of their inputs; part 2 will compute our own caps).
+Monte Carlo draw of the authors, with the DNO's caps of their inputs; part 2 computes our own caps).
+
+**Seven capped runs are infeasible in our model** (listed in section 4: buses 10, 12, 13 of the min
+sample, 10, 12, 13, 14 of the max sample), in both pricings, proven by HiGHS: at these buses the authors'
+caps sit at their floor (2.5 % of the bus load), and no schedule keeps the fleet's draw under them while
+meeting its trips and SoC limits (Eqs. 56-57 with the SoC constraints). The authors report incumbents for them (one, max bus 12, with a
+penalised cap slack); why their model found room where ours proves none is not resolved yet, so those
+Table 4 cells are not computed.
 """),
     code(r"""
 computed_t24 = report.table2_values(runs)
@@ -368,7 +379,7 @@ save_figure(fig, fig_dir / "04_daily_energy.png")
     md(r"""
 ## 6. Our own Monte Carlo, solved
 
-The same model on our authors-mode Monte Carlo (the scenarios solved so far are listed below):
+The same model on our authors-mode Monte Carlo, scenarios 1-3:
 minimum and maximum sample, 11 buses, ten real-time re-draws each; battery costs and SoC_init drawn as in the authors'
 inputs. Where an aggregator's optimal cost is near zero (V2G revenue almost pays for its charging) the
 relative gap is large although the absolute one is a few cents: both are shown.
@@ -408,8 +419,12 @@ profiles = pd.concat([pd.read_csv(p).assign(runs=which) for which in ("authors_r
 counts = profiles.groupby(["runs", "scenario", "pricing"]).agg(rows=("p_em_mw", "size"),
                                                                 solved=("p_em_mw", "count"))
 assert (counts["rows"] == 11 * 2 * 48).all(), counts
+# Every corrected run has a schedule, except the capped runs our model proves infeasible (their
+# periods are empty here, and part 2 skips a sample with an empty bus).
 corrected = profiles[profiles["pricing"] == "corrected"]
-assert corrected["p_em_mw"].notna().all()  # every corrected run has a schedule (part 2 reads these)
+empty = corrected[corrected["p_em_mw"].isna()].groupby(["runs", "scenario", "sample", "bus"]).size()
+proven = set(zip(infeasible["scenario"], infeasible["sample"], infeasible["bus"], strict=True))
+assert {(s, m, b) for _, s, m, b in empty.index} == proven and (empty == 48).all()
 print(counts.to_string())
 one = profiles[(profiles["runs"] == "authors_runs") & (profiles["scenario"] == done[0]) & (profiles["sample"] == "max")
                & (profiles["pricing"] == "corrected")].drop(columns="runs")
@@ -441,6 +456,7 @@ metrics = {
     "corrected_worst_gap": round(float(cor["rel_gap"].max()), 4),
     "corrected_median_gap": round(float(cor["rel_gap"].median()), 4),
     "authors_cplex_median_gap": round(float(cor["authors_rel_gap"].median()), 4),
+    "authors_runs_infeasible": int(infeasible["run"].nunique()),
     "own_runs_solved": int(len(own)),
     "own_runs_within_1pct": int((own["rel_gap"] <= 0.01).sum()) if len(own) else 0,
     "runs_balanced": int(balance["balanced"].sum()) + (int(own_summary["balanced"].sum()) if len(own) else 0),
