@@ -196,6 +196,26 @@ def test_load_above_firm_plus_11_mw_triggers_the_shedding_guard():
     assert abs(row["balance_residual_mw"]) < 1e-6
 
 
+def test_every_bus_reports_its_voltage_magnitude():
+    """vm_bus<k>_pu (the source voltage of the IEEE 13-node analysis) is bus k's solved voltage."""
+    columns = list(opf.DAY_COLUMNS)
+    at = columns.index("vm_max_pu") + 1
+    assert columns[at:at + 14] == list(opf.VM_BUS_COLUMNS) == [f"vm_bus{k}_pu" for k in range(1, 15)]
+    lf = opf.read_load_factor()[PEAK_T - 1]
+    net = opf.build_opf_net(lf, {13: 5.0, 14: -3.0})
+    row = opf.solve_period(net)
+    assert row["converged"], row["error"]
+    vm = np.array([row[c] for c in opf.VM_BUS_COLUMNS])
+    assert np.all((vm >= 0.95 - 1e-6) & (vm <= 1.05 + 1e-6))
+    assert vm.min() == row["vm_min_pu"] and vm.max() == row["vm_max_pu"]
+    # the slack's and the generators' buses, found through their own tables, not the bus names
+    assert row["vm_bus1_pu"] == net.res_bus.at[int(net.ext_grid.at[0, "bus"]), "vm_pu"]
+    for bus in (2, 3, 6, 8):
+        index = int(net.gen.loc[net.gen["name"] == f"gen_bus{bus}", "bus"].iloc[0])
+        assert row[f"vm_bus{bus}_pu"] == net.res_bus.at[index, "vm_pu"]
+    assert len(set(np.round(vm, 9))) > 5  # the buses differ: not one value copied
+
+
 def test_v2g_larger_than_the_bus_load_is_solved():
     row = solve_peak({2: -30.0, 14: -16.0})  # both buses export
     assert row["converged"], row["error"]
@@ -213,7 +233,8 @@ def test_an_infeasible_period_is_reported_with_nans():
     row = opf.solve_period(opf.build_opf_net(3.0), ("flat", "pf"))
     assert row["converged"] is False and row["init"] == ""
     assert row["pd_mw"] == pytest.approx(3.0 * 259.0)  # the demand is an input, known anyway
-    for column in ("p_slack_mw", "p_gen2_mw", "nsp_mw", "shed_mw", "losses_mw", "vm_min_pu", "objective"):
+    for column in ("p_slack_mw", "p_gen2_mw", "nsp_mw", "shed_mw", "losses_mw", "vm_min_pu", "objective",
+                   *opf.VM_BUS_COLUMNS):
         assert math.isnan(row[column]), column
     assert row["nsp_bus"] is pd.NA
     assert "flat: OPFNotConverged" in row["error"] and "pf: OPFNotConverged" in row["error"]

@@ -265,3 +265,136 @@ def test_cli_runs_the_study(monkeypatch):
     monkeypatch.setattr(study, "run_study", lambda params, **kw: calls.append((params, kw)))
     assert study.main(["--no-progress", "--params", "other.yaml"]) == 0
     assert calls == [("other.yaml", {"progress": False})]
+
+
+# --------------------------------------------------------------------------------------------
+# reading the files back; the authors' copied periods (notebook 05)
+# --------------------------------------------------------------------------------------------
+
+
+#: The periods the authors' OPF copied from the period before (notes §4, Table 3 and 5 checks).
+NOTES_COPIED = {("Sc1", "min"): [], ("Sc1", "max"): [], ("Sc2", "min"): [], ("Sc2", "max"): [23, 24, 35, 40],
+                ("Sc3", "min"): [23, 24, 39], ("Sc3", "max"): [23], ("Sc3-CR", "min"): [3, 15, 19, 25, 31],
+                ("Sc3-CR", "max"): [39, 41]}
+_PAPER_COLUMN = {"Sc1": ("Table 3", "Scenario 1"), "Sc2": ("Table 3", "Scenario 2"), "Sc3": ("Table 3", "Scenario 3"),
+                 "Sc3-CR": ("Table 5", "Scenario 3 CR")}
+
+
+def test_read_study_gives_text_cases_and_typed_columns(tmp_path):
+    from evgrid.core.outputs import write_csv
+
+    days = pd.DataFrame({c: [0.0, 0.0] for c in study.DAYS_COLUMNS})
+    days[list(study.CASE_COLUMNS)] = [["none", "", ""], ["own", "Sc1", "min"]]
+    days[["t", "nsp_bus", "converged", "init", "error"]] = [[1, 0, True, "flat", ""], [1, 14, False, "", "flat: x"]]
+    metrics = pd.DataFrame({c: [1.5] for c in study.METRICS_COLUMNS}).assign(profiles="none", scenario="", sample="")
+    caps = pd.DataFrame({c: [2.0] for c in study.CAPS_COLUMNS}).assign(converged=True)
+    for name, table in (("days", days), ("metrics", metrics), ("caps", caps)):
+        write_csv(table, tmp_path / f"{name}.csv")
+    out = study.read_study(tmp_path)
+    assert set(out) == {"days", "metrics", "caps"}
+    assert out["days"]["scenario"].tolist() == ["", "Sc1"] and out["metrics"]["sample"].tolist() == [""]
+    assert out["days"]["error"].tolist() == ["", "flat: x"] and out["days"]["converged"].tolist() == [True, False]
+    assert str(out["days"]["nsp_bus"].dtype) == "Int64" and out["caps"]["converged"].dtype == bool
+    # the tables read back as the study's helpers take them
+    assert study.table3_values(out["metrics"])["column"].unique().tolist() == ["Without EVs"]
+    (tmp_path / "caps.csv").write_text("t,bus\n1,2\n")
+    with pytest.raises(ValueError, match="caps.csv: columns"):
+        study.read_study(tmp_path)
+    (tmp_path / "caps.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="caps.csv does not exist"):
+        study.read_study(tmp_path)
+
+
+def test_days_hold_every_bus_voltage(first_run):
+    days = pd.read_csv(first_run["folder"] / "days.csv")
+    vm = days[list(opf.VM_BUS_COLUMNS)]
+    assert vm.notna().all().all() and ((vm >= 0.95 - 1e-6) & (vm <= 1.05 + 1e-6)).all().all()
+    np.testing.assert_allclose(vm.min(axis=1), days["vm_min_pu"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(vm.max(axis=1), days["vm_max_pu"], rtol=0, atol=1e-12)
+
+
+def test_read_study_reads_a_days_file_written_before_the_bus_voltages(tmp_path):
+    from evgrid.core.outputs import write_csv
+
+    old = [c for c in study.DAYS_COLUMNS if c not in opf.VM_BUS_COLUMNS]
+    days = pd.DataFrame({c: [0.0] for c in old}).assign(profiles="none", scenario="", sample="", converged=True,
+                                                        init="flat", error="", nsp_bus=0)
+    write_csv(days, tmp_path / "days.csv")
+    write_csv(pd.DataFrame({c: [1.5] for c in study.METRICS_COLUMNS}), tmp_path / "metrics.csv")
+    write_csv(pd.DataFrame({c: [2.0] for c in study.CAPS_COLUMNS}).assign(converged=True), tmp_path / "caps.csv")
+    out = study.read_study(tmp_path)["days"]
+    assert tuple(out.columns) == study.DAYS_COLUMNS
+    assert out[list(opf.VM_BUS_COLUMNS)].isna().all().all() and out["vm_min_pu"].tolist() == [0.0]
+    write_csv(days.drop(columns="vm_min_pu"), tmp_path / "days.csv")  # any other layout still fails
+    with pytest.raises(ValueError, match="days.csv: columns"):
+        study.read_study(tmp_path)
+
+
+def test_bus_loads_are_the_network_loads_times_the_load_factor():
+    lf = opf.read_load_factor()
+    loads = study.bus_loads()
+    assert len(loads) == 48 * len(LOAD_BUSES) and (loads["pem_mw"] == 0).all()
+    np.testing.assert_allclose(loads.groupby("t")["pd_mw"].sum(), 259.0 * lf, rtol=0, atol=1e-9)
+    assert loads.set_index(["t", "bus"]).at[(30, 3), "pd_mw"] == pytest.approx(94.2 * lf[29])
+    pem = pd.DataFrame({"bus": [14, 3], "t": [1, 2], "pem_mw": [-20.0, 1.5]})
+    with_ev = study.bus_loads(pem).set_index(["t", "bus"])
+    assert with_ev.at[(1, 14), "net_mw"] == pytest.approx(14.9 * lf[0] - 20.0)
+    assert with_ev.at[(2, 3), "net_mw"] == pytest.approx(94.2 * lf[1] + 1.5)
+    assert study.negative_net_load_periods(pem) == [1]
+    with pytest.raises(ValueError, match="more than once"):
+        study.bus_loads(pd.concat([pem, pem]))
+
+
+@pytest.mark.parametrize("case", list(NOTES_COPIED), ids=lambda c: f"{c[0]}_{c[1]}")
+def test_the_authors_copied_exactly_the_periods_with_a_negative_bus_load(case):
+    """Copying those periods from the one before reproduces the paper's energy demand (Tables 3 and 5)."""
+    scenario, sample = case
+    pem = opf.authors_day(scenario, sample).pem_mw
+    periods = study.negative_net_load_periods(pem)
+    assert periods == NOTES_COPIED[case]
+    loads = study.bus_loads(pem)
+    day = loads.groupby("t", as_index=False)["net_mw"].sum().rename(columns={"net_mw": "pd_mw"})
+    copied = study.copy_previous_periods(day, periods)
+    table, column = _PAPER_COLUMN[scenario]
+    values = load_paper_values("villanueva2025").set_index(["table", "row", "column"])["value"]
+    paper = float(values[(table, "Energy demand", f"{column} {sample}")])
+    # the paper's energies are 2 x the authors' summaries (notes §4), which round to 0.01 MWh
+    assert copied["pd_mw"].sum() * opf.DT_H == pytest.approx(paper, abs=0.011)
+    if periods:  # without the copies the demand is the profiles' own, and differs
+        assert abs(day["pd_mw"].sum() * opf.DT_H - paper) > 10.0
+
+
+def test_copy_previous_periods_repeats_the_last_solved_period():
+    day = pd.DataFrame({"t": [1, 2, 3, 4, 5], "pd_mw": [10.0, 20.0, 30.0, 40.0, 50.0],
+                        "converged": [True, True, False, False, True], "nsp_bus": pd.array([0, 14, 0, 0, 0], "Int64")})
+    out = study.copy_previous_periods(day.iloc[::-1], [4, 3])
+    assert out["t"].tolist() == [1, 2, 3, 4, 5]
+    assert out["pd_mw"].tolist() == [10.0, 20.0, 20.0, 20.0, 50.0]
+    assert out["converged"].tolist() == [True, True, True, True, True]
+    assert out["nsp_bus"].tolist() == [0, 14, 14, 14, 0] and out.dtypes.equals(day.dtypes)
+    assert day["pd_mw"].tolist()[2] == 30.0  # the input is left as it was
+    with pytest.raises(ValueError, match="t = 1 cannot be copied"):
+        study.copy_previous_periods(day, [1])
+    with pytest.raises(ValueError, match="t = 7 cannot be copied"):
+        study.copy_previous_periods(day, [7])
+
+
+def test_text_values_from_metrics_and_days():
+    metrics = synthetic_metrics("authors_paper")
+    metrics["losses_mwh"] = [200.0, 0, 0, 0, 0, 210.0, 0, 220.0, 190.0]
+    metrics["nse_mwh"] = 7.25
+    days = pd.DataFrame({"profiles": "authors_paper", "scenario": "Sc3", "sample": "min", "t": [1, 2, 3, 4],
+                         "nsp_bus": pd.array([0, 14, 14, 0], "Int64")})
+    text = study.text_values(metrics, days).set_index("row")
+    assert (text["table"] == "Text").all()
+    assert text.at["Loss increase, Scenario 3 vs BAU", "computed"] == pytest.approx(5.0)
+    assert text.at["NSE instances, Scenario 3", "computed"] == 2
+    assert text.at["NSE DEVCM, Scenario 3", "computed"] == 7.25
+    assert text.at["Loss increase, Scenario 3 CR min", "computed"] == pytest.approx(10.0)
+    assert text.at["Loss increase, Scenario 3 CR max", "computed"] == pytest.approx(-5.0)
+    assert text.at["Loss increase, Scenario 3 CR max", "column"] == "Sec. 3.2.1"
+    keys = set(zip(load_paper_values("villanueva2025")["table"], load_paper_values("villanueva2025")["row"],
+                   load_paper_values("villanueva2025")["column"], strict=True))
+    assert {("Text", r, c) for r, c in zip(text.index, text["column"], strict=True)} <= keys
+    # a profile set without Sc3 gives none of them
+    assert study.text_values(synthetic_metrics("own", ("Sc1",)), days, "own").empty

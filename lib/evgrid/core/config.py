@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -290,27 +291,41 @@ def _allowed(model: type[BaseModel], field_name: str) -> str:
     if lower or upper:
         return f"{lower}x{upper}"
     annotation = str(info.annotation)
-    if "Literal" in annotation:
-        return "one of " + annotation.split("Literal[", 1)[1].split("]", 1)[0]
+    choices = annotation.split("Literal[", 1)[1].split("]", 1)[0] if "Literal" in annotation else None
+    if "min_length" in bounds:
+        return f"at least {bounds['min_length']} of {choices}" if choices else f"at least {bounds['min_length']} items"
+    if choices:
+        return "one of " + choices
     return f"type {getattr(info.annotation, '__name__', annotation)}"
 
 
-def _explain(section: str, model: type[BaseModel], values: dict, err: ValidationError) -> str:
-    lines = [f"params.yaml [{section}] is invalid:"]
+def explain_invalid(title: str, model: type[BaseModel], values: Mapping[str, Any], err: ValidationError,
+                    allowed: Mapping[str, str] | None = None) -> str:
+    """A pydantic error as lines naming each field, its value, the message and the allowed range.
+
+    ``title`` is the first line (e.g. ``"OPF options are invalid:"``); ``allowed`` words the range
+    of fields a validator checks (the field's bounds give the others). Shared by every options
+    model that reports its own errors (params sections, a paper's solver options).
+    """
+    allowed = allowed or {}
+    lines = [title]
     for e in err.errors():
         loc = [p for p in e["loc"] if isinstance(p, str)]
         field_name = loc[0] if loc else None
+        msg = e["msg"].removeprefix("Value error, ")
         if field_name and field_name in model.model_fields:
             value = values.get(field_name, "<missing>")
-            allowed = _allowed(model, field_name)
+            rng = allowed.get(field_name) or _allowed(model, field_name)
             desc = model.model_fields[field_name].description
-            lines.append(
-                f"  field '{field_name}' = {value!r}: {e['msg']} (allowed: {allowed}; {desc})"
-            )
+            lines.append(f"  field '{field_name}' = {value!r}: {msg} (allowed: {rng}; {desc})")
         elif field_name:
             lines.append(
                 f"  field '{field_name}' is not a known field: known {', '.join(model.model_fields)}"
             )
         else:
-            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
+            lines.append(f"  {msg}")
     return "\n".join(lines)
+
+
+def _explain(section: str, model: type[BaseModel], values: dict, err: ValidationError) -> str:
+    return explain_invalid(f"params.yaml [{section}] is invalid:", model, values, err)

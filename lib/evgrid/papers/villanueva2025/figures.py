@@ -1,4 +1,4 @@
-"""The figures of notebook 04 (Villanueva-Machado et al. 2025, part 1), one function per figure.
+"""The figures of notebooks 04 and 05 (Villanueva-Machado et al. 2025, parts 1 and 2), one function per figure.
 
 Each function takes the data the notebook already holds (arrays, DataFrames,
 :class:`~evgrid.papers.villanueva2025.mcs.McsScenario` objects) and returns the
@@ -11,6 +11,19 @@ each one (:func:`evgrid.core.outputs.save_figure`).
   authors' chosen samples and Table 1;
 * :func:`plot_daily_energy`, :func:`plot_profiles`, :func:`plot_gaps`: the per-bus MILPs
   (Tables 2 and 4, Figs. 6 and 8) and how well each was solved.
+
+Part 2 (notebook 05, the centralized AC OPF), from the study's ``days.csv`` and ``caps.csv``
+(:func:`.opf_study.read_study`):
+
+* :func:`plot_system_load`: Fig. 6, the system load over the day per scenario and sample;
+* :func:`plot_opf_day`: Fig. 7(a), the OPF's generation, load and NSP over the day of chosen cases;
+* :func:`plot_caps`: Fig. 7(b), the DNO's caps per bus over the day, ours against the authors';
+* :func:`plot_nsp`: the non-supplied power per period of every case that has any.
+
+The distribution analysis, from ``feeder13/envelopes.csv`` (:mod:`.feeder13`):
+
+* :func:`plot_feeder_voltages`: Fig. 9, the per-phase voltage envelopes at the IEEE 13-node
+  feeder's far buses over the synthetic days of each dataset, against the +-5 % band.
 
 Paper values come in as the frame of :func:`evgrid.core.compare.load_paper_values` (columns
 ``table``, ``row``, ``column``, ``value``; rows ``"Bus 2"``, columns such as
@@ -37,12 +50,18 @@ from evgrid.papers.villanueva2025.mcs import McsScenario, bus_counts
 __all__ = [
     "SCHEDULE_LABELS",
     "mcs_table1",
+    "PROFILE_LABELS",
     "plot_bus_counts",
+    "plot_caps",
     "plot_daily_energy",
+    "plot_feeder_voltages",
     "plot_gaps",
+    "plot_nsp",
+    "plot_opf_day",
     "plot_profiles",
     "plot_sample_energy",
     "plot_speed_by_hour",
+    "plot_system_load",
     "plot_time_distributions",
 ]
 
@@ -50,6 +69,13 @@ __all__ = [
 SCHEDULE_LABELS = {
     "authors": "authors' code (quarter-hour schedule read per half hour)",
     "as_described": "as described (workbook's quarter-hour schedule)",
+}
+#: How the OPF study's profile sets (``days.csv``'s ``profiles``) read on a figure.
+PROFILE_LABELS = {
+    "none": "no EVs",
+    "authors_paper": "authors' profiles",
+    "authors_resolved": "authors' inputs, re-solved",
+    "own": "our Monte Carlo",
 }
 _BUS_LABEL = "load bus (IEEE 14-bus number)"
 _CLOCK_LABEL = "clock time (h)"
@@ -585,4 +611,339 @@ def plot_gaps(runs: pd.DataFrame, floor_pct: float = 1e-3) -> Figure:
     ax.set_title("Proven relative gap of every per-bus MILP")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# part 2, the centralized AC OPF: Figs. 6 and 7
+# --------------------------------------------------------------------------------------------
+
+
+_PERIOD_EDGES_H = np.arange(49) * _SLOT_H
+_CASE_COLUMNS = ("profiles", "scenario", "sample")
+
+
+def _case_rows(days: pd.DataFrame, profiles: str, scenario: str = "", sample: str = "") -> pd.DataFrame:
+    """One case's rows of ``days.csv`` (``""`` or NaN for the no-EV day's scenario and sample), by t."""
+    scen = days["scenario"].fillna("").astype(str)
+    samp = days["sample"].fillna("").astype(str)
+    rows = days[(days["profiles"] == profiles) & (scen == scenario) & (samp == sample)]
+    return rows.sort_values("t")
+
+
+def _per_period(rows: pd.DataFrame, values: pd.Series | np.ndarray) -> np.ndarray:
+    """``values`` of one case's rows as 48 half-hour values (NaN where a period is missing)."""
+    out = np.full(48, np.nan)
+    t = rows["t"].to_numpy(dtype=int)
+    out[t - 1] = np.asarray(values, dtype=float)
+    return out
+
+
+def _case_label(profiles: str, scenario: str, sample: str) -> str:
+    if profiles == "none":
+        return PROFILE_LABELS["none"]
+    return f"{scenario} {sample}, {PROFILE_LABELS.get(profiles, profiles)}"
+
+
+def plot_system_load(days: pd.DataFrame, profiles: str | tuple[str, ...] = "authors_paper") -> Figure:
+    """Fig. 6: the system load sum_k (Pd_k LF_t + P^EM_k,t) over the day, per scenario; min and max panels.
+
+    Parameters
+    ----------
+    days : DataFrame
+        ``days.csv`` of the OPF study: ``profiles``, ``scenario``, ``sample`` (empty or NaN for
+        the no-EV day), ``t`` (1..48; t = 1 is 00:00-00:30), ``pd_mw`` (the total load incl. EVs,
+        Eq. 43).
+    profiles : str or tuple of str
+        The profile sets to draw, one row of panels each (``"authors_paper"``: the paper's Fig. 6).
+        The no-EV day, if in ``days``, is drawn in every panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row per profile set, one column per sample (min, max): a step line per scenario.
+
+    Raises
+    ------
+    ValueError
+        If a profile set has no day in ``days``.
+    """
+    sets = (profiles,) if isinstance(profiles, str) else tuple(profiles)
+    fig, axes = plt.subplots(len(sets), len(SAMPLES), figsize=(11, 3.6 * len(sets)), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    no_ev = _case_rows(days, "none")
+    for i, name in enumerate(sets):
+        part = days[days["profiles"] == name]
+        if part.empty:
+            raise ValueError(f"profiles = {name!r}: no day of that profile set in days "
+                             f"(found {sorted(set(days['profiles']))})")
+        scenarios = _scenario_order(part["scenario"].fillna("").astype(str).unique())
+        for j, sample in enumerate(SAMPLES):
+            ax = axes[i, j]
+            if not no_ev.empty:
+                ax.stairs(_per_period(no_ev, no_ev["pd_mw"]), _PERIOD_EDGES_H, baseline=None, color="k", lw=1.2,
+                          ls="--", label=PROFILE_LABELS["none"])
+            for k, scenario in enumerate(scenarios):
+                rows = _case_rows(days, name, scenario, sample)
+                if rows.empty:
+                    continue
+                ax.stairs(_per_period(rows, rows["pd_mw"]), _PERIOD_EDGES_H, baseline=None, color=f"C{k}", lw=1.5,
+                          label=scenario)
+            _hour_ticks(ax, 24, 3)
+            ax.set_xlabel(_CLOCK_LABEL)
+            ax.set_ylabel("system load incl. EVs (MW)")
+            ax.set_title(f"{PROFILE_LABELS.get(name, name)}: {sample} samples", fontsize=9)
+            ax.legend(fontsize=7, loc="upper left")
+            ax.grid(alpha=0.3)
+    fig.suptitle("System load over the day, sum over buses of Pd_k LF_t + P^EM_k,t (Fig. 6)")
+    return fig
+
+
+def plot_opf_day(days: pd.DataFrame, cases: list[tuple[str, str, str]] | tuple[tuple[str, str, str], ...],
+                 firm_capacity_mw: float | None = None) -> Figure:
+    """Fig. 7(a): the OPF's generation, load and non-supplied power over the day, for chosen cases.
+
+    Parameters
+    ----------
+    days : DataFrame
+        ``days.csv``: the case columns, ``t``, ``pd_mw`` (load incl. EVs), ``p_slack_mw`` and
+        ``p_gen2_mw`` (generation at buses 1 and 2), ``nsp_mw`` (the bus-14 unit).
+    cases : sequence of (profiles, scenario, sample)
+        The days to draw, e.g. ``[("authors_paper", "Sc1", "max"), ("authors_paper", "Sc3", "min")]``
+        (the paper's blue and red).
+    firm_capacity_mw : float, optional
+        Drawn as a horizontal line: the generation at buses 1 and 2 can reach at most this (272.4 MW).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Top: generation (solid) and load (dashed) per case; bottom: NSP per case (MW).
+
+    Raises
+    ------
+    ValueError
+        If a case has no rows in ``days``, or ``cases`` is empty.
+    """
+    if not cases:
+        raise ValueError("cases is empty: name at least one (profiles, scenario, sample)")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.4), sharex=True, height_ratios=(2.2, 1),
+                                      layout="constrained")
+    for k, (profiles, scenario, sample) in enumerate(cases):
+        rows = _case_rows(days, profiles, scenario, sample)
+        if rows.empty:
+            raise ValueError(f"case {(profiles, scenario, sample)} has no rows in days")
+        label = _case_label(profiles, scenario, sample)
+        color = f"C{k}"
+        top.stairs(_per_period(rows, rows["p_slack_mw"] + rows["p_gen2_mw"]), _PERIOD_EDGES_H, baseline=None,
+                   color=color, lw=1.8, label=f"{label}: generation, buses 1 + 2")
+        top.stairs(_per_period(rows, rows["pd_mw"]), _PERIOD_EDGES_H, baseline=None, color=color, lw=1.2, ls="--",
+                   label=f"{label}: load incl. EVs")
+        bottom.stairs(_per_period(rows, rows["nsp_mw"]), _PERIOD_EDGES_H, color=color, lw=1.5,
+                      fill=False, label=f"{label}: NSP ({float(rows['nsp_mw'].sum()) * _SLOT_H:.2f} MWh)")
+    if firm_capacity_mw is not None:
+        top.axhline(firm_capacity_mw, color="0.4", lw=1, ls=":", label=f"firm capacity {firm_capacity_mw:g} MW")
+    top.set_ylabel("active power (MW)")
+    top.set_title("Generation and load", fontsize=9)
+    top.legend(fontsize=7, loc="lower right")
+    top.grid(alpha=0.3)
+    bottom.set_ylabel("NSP at the bus-14 unit (MW)")
+    bottom.set_title("Non-supplied power", fontsize=9)
+    bottom.set_ylim(bottom=0)
+    bottom.legend(fontsize=7, loc="upper left")
+    bottom.grid(alpha=0.3)
+    for ax in (top, bottom):
+        _hour_ticks(ax, 24, 3)
+    top.set_xlabel(_CLOCK_LABEL)
+    bottom.set_xlabel(_CLOCK_LABEL)
+    fig.suptitle("CEVCM OPF over the day: generation, load and NSP (Fig. 7a)")
+    return fig
+
+
+def plot_caps(caps: pd.DataFrame) -> Figure:
+    """Fig. 7(b): the DNO's caps P^EM_cap,k,t per bus over the day, ours stacked, beside the authors'.
+
+    Parameters
+    ----------
+    caps : DataFrame
+        ``caps.csv`` of the OPF study: ``t``, ``bus``, ``cap_mw`` (ours, Eqs. 54-55) and
+        ``authors_cap_mw`` (the authors' caps, their capped runs' inputs).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: our caps stacked by bus, our total and the authors' total (MW). Right: per bus, our
+        cap minus the authors' (MW); the buses whose difference stays within 0.01 MW in grey.
+    """
+    buses = sorted(caps["bus"].astype(int).unique())
+    ours = caps.pivot(index="t", columns="bus", values="cap_mw").reindex(index=range(1, 49), columns=buses)
+    theirs = caps.pivot(index="t", columns="bus", values="authors_cap_mw").reindex(index=range(1, 49), columns=buses)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6), layout="constrained")
+    cmap = plt.get_cmap("tab20" if len(buses) > 10 else "tab10")
+    bottom = np.zeros(48)
+    for n, bus in enumerate(buses):
+        values = ours[bus].to_numpy(dtype=float)
+        left.stairs(bottom + np.nan_to_num(values), _PERIOD_EDGES_H, baseline=bottom, fill=True, alpha=0.8,
+                    color=cmap(n % cmap.N), label=f"bus {bus}")
+        bottom = bottom + np.nan_to_num(values)
+    left.stairs(ours.sum(axis=1, min_count=1).to_numpy(float), _PERIOD_EDGES_H, baseline=None, color="k", lw=1.2,
+                label="our total")
+    left.stairs(theirs.sum(axis=1, min_count=1).to_numpy(float), _PERIOD_EDGES_H, baseline=None, color="C3",
+                lw=1.4, ls="--", label="authors' total")
+    _hour_ticks(left, 24, 3)
+    left.set_xlabel(_CLOCK_LABEL)
+    left.set_ylabel("admissible EV load, cap (MW)")
+    left.set_title("Our caps, stacked by bus, and both totals", fontsize=9)
+    left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="cap of")
+    left.grid(alpha=0.3)
+    diff = ours - theirs
+    for n, bus in enumerate(buses):
+        values = diff[bus].to_numpy(dtype=float)
+        small = bool(np.nanmax(np.abs(values), initial=0.0) <= 0.01)
+        right.stairs(values, _PERIOD_EDGES_H, baseline=None, lw=0.8 if small else 1.6,
+                     color="0.7" if small else cmap(n % cmap.N), label=f"_bus {bus}" if small else f"bus {bus}")
+    right.axhline(0, color="k", lw=0.6)
+    _hour_ticks(right, 24, 3)
+    right.set_xlabel(_CLOCK_LABEL)
+    right.set_ylabel("our cap - the authors' (MW)")
+    right.set_title("Difference per bus (grey: within 0.01 MW all day)", fontsize=9)
+    right.legend(fontsize=7, loc="best")
+    right.grid(alpha=0.3)
+    fig.suptitle("The DNO's caps on the EV load per bus (Eqs. 54-55, Fig. 7b)")
+    return fig
+
+
+def plot_nsp(days: pd.DataFrame, threshold_mw: float = 1e-4) -> Figure:
+    """The non-supplied power per period of every case of ``days.csv`` that has any.
+
+    Parameters
+    ----------
+    days : DataFrame
+        ``days.csv``: the case columns, ``t``, ``nsp_mw``.
+    threshold_mw : float
+        A case is drawn if its NSP exceeds this in some period.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Bars per period (clock time), side by side per case, labelled with the case's daily NSE;
+        the title counts the cases without NSP. With no NSP anywhere, an empty panel that says so.
+    """
+    keys = days[list(_CASE_COLUMNS)].fillna("").astype(str)
+    cases = list(dict.fromkeys(map(tuple, keys.to_numpy())))
+    with_nsp = [c for c in cases if float(_case_rows(days, *c)["nsp_mw"].max()) > threshold_mw]
+    fig, ax = plt.subplots(figsize=(10, 4), layout="constrained")
+    width = _SLOT_H * 0.8 / max(len(with_nsp), 1)
+    for k, case in enumerate(with_nsp):
+        rows = _case_rows(days, *case)
+        values = _per_period(rows, rows["nsp_mw"])
+        centres = (np.arange(1, 49) - 0.5) * _SLOT_H + (k - (len(with_nsp) - 1) / 2) * width
+        hit = values > threshold_mw
+        ax.bar(centres[hit], values[hit], width, color=f"C{k}",
+               label=f"{_case_label(*case)}: {np.nansum(values) * _SLOT_H:.2f} MWh")
+    if not with_nsp:
+        ax.text(0.5, 0.5, "no NSP in any case", transform=ax.transAxes, ha="center", va="center")
+    _hour_ticks(ax, 24, 3)
+    ax.set_xlabel(_CLOCK_LABEL)
+    ax.set_ylabel("non-supplied power, bus-14 unit (MW)")
+    ax.set_ylim(bottom=0)
+    if with_nsp:
+        ax.legend(fontsize=7, loc="upper left", title="case: NSE")
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title(f"Non-supplied power per half hour: {len(with_nsp)} of {len(cases)} days have some "
+                 f"({len(cases) - len(with_nsp)} none)")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# the distribution analysis: Fig. 9
+# --------------------------------------------------------------------------------------------
+
+
+_PHASE_COLORS = {"a": "C0", "b": "C1", "c": "C2"}
+
+
+def _stairs_band(ax: Axes, low: np.ndarray, high: np.ndarray, **kwargs) -> None:
+    """Fill between two per-period series drawn as steps over the 48 half hours."""
+    ax.fill_between(_PERIOD_EDGES_H, np.append(low, low[-1]), np.append(high, high[-1]), step="post", lw=0,
+                    **kwargs)
+
+
+def plot_feeder_voltages(envelopes: pd.DataFrame, buses: list[str] | tuple[str, ...] | None = None,
+                         vmin_pu: float = 0.95, vmax_pu: float = 1.05, no_ev: str = "no EVs",
+                         violations: pd.DataFrame | None = None) -> Figure:
+    """Fig. 9: per-phase voltages at the IEEE 13-node feeder's far buses over the day, per dataset, against the band.
+
+    Parameters
+    ----------
+    envelopes : DataFrame
+        ``feeder13/envelopes.csv`` (:func:`.feeder13.voltage_envelopes`): ``dataset``, ``bus``
+        (text), ``phase``, ``t`` (1..48; t = 1 is 00:00-00:30), ``vm_min_pu``, ``vm_max_pu``,
+        ``vm_p05``, ``vm_p95`` over the synthetic days.
+    buses : sequence of str, optional
+        The buses to draw, one row of panels each; default every bus in ``envelopes``, in its order.
+    vmin_pu, vmax_pu : float
+        The voltage band drawn (the NTCSE's +-5 % for urban MV).
+    no_ev : str
+        The dataset label of the day without EVs: drawn as a dashed line per phase in every panel,
+        not as a column of its own.
+    violations : DataFrame, optional
+        ``feeder13/violations.csv`` (:func:`.feeder13.violation_counts`): each panel's title then
+        counts the bus's values outside the band (its phases' rows summed).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row per bus, one column per EV dataset: per phase, the min-max envelope (light) and the
+        5-95 % band (dark) over the synthetic days, the no-EV day (dashed), the band's limits (red).
+
+    Raises
+    ------
+    ValueError
+        If ``envelopes`` has no EV dataset, or a bus of ``buses`` is not in it.
+    """
+    frame = envelopes.assign(bus=envelopes["bus"].astype(str))
+    datasets = [d for d in dict.fromkeys(frame["dataset"]) if d != no_ev]
+    if not datasets:
+        raise ValueError(f"envelopes holds no EV dataset (found {sorted(set(frame['dataset']))})")
+    known = list(dict.fromkeys(frame["bus"]))
+    rows = known if buses is None else [str(b) for b in buses]
+    missing = [b for b in rows if b not in known]
+    if missing:
+        raise ValueError(f"bus {missing[0]!r} is not in envelopes; allowed {known}")
+    fig, axes = plt.subplots(len(rows), len(datasets), figsize=(5.5 * len(datasets), 2.2 * len(rows) + 0.8),
+                             squeeze=False, sharex=True, sharey=True, layout="constrained")
+    for i, bus in enumerate(rows):
+        for j, dataset in enumerate(datasets):
+            ax = axes[i, j]
+            for phase, part in frame[(frame["bus"] == bus) & (frame["dataset"] == dataset)].groupby("phase"):
+                color = _PHASE_COLORS.get(phase, "0.4")
+                _stairs_band(ax, _per_period(part, part["vm_min_pu"]), _per_period(part, part["vm_max_pu"]),
+                             color=color, alpha=0.18, label=f"phase {phase.upper()}: min-max")
+                _stairs_band(ax, _per_period(part, part["vm_p05"]), _per_period(part, part["vm_p95"]),
+                             color=color, alpha=0.45, label=f"phase {phase.upper()}: 5-95 %")
+                base = frame[(frame["bus"] == bus) & (frame["dataset"] == no_ev) & (frame["phase"] == phase)]
+                if not base.empty:
+                    ax.stairs(_per_period(base, base["vm_min_pu"]), _PERIOD_EDGES_H, baseline=None, color=color,
+                              lw=1.0, ls="--", label=f"phase {phase.upper()}: {no_ev}")
+            for limit in (vmin_pu, vmax_pu):
+                ax.axhline(limit, color="C3", lw=1.0, ls=":")
+            title = f"bus {bus}, {dataset} EV energy"
+            if violations is not None:
+                hit = violations[(violations["dataset"] == dataset) & (violations["bus"].astype(str) == bus)
+                                 & (violations["phase"] != "all")]
+                if not hit.empty:
+                    title += f": {int(hit['n_violations'].sum())} of {int(hit['n_values'].sum())} outside"
+            ax.set_title(title, fontsize=9)
+            _hour_ticks(ax, 24, 3)
+            ax.set_xlabel(_CLOCK_LABEL)
+            ax.set_ylabel("voltage (p.u.)")
+            ax.grid(alpha=0.3)
+    axes[0, 0].plot([], [], color="C3", lw=1.0, ls=":", label=f"band {vmin_pu:g}-{vmax_pu:g} p.u.")
+    entries: dict[str, object] = {}  # one legend below all panels, each label once, phases in order
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    labels = sorted(entries, key=lambda label: (label.startswith("band"), label))
+    fig.legend([entries[label] for label in labels], labels, loc="outside lower center", ncol=4, fontsize=7)
+    fig.suptitle("Per-phase voltages at the IEEE 13-node feeder's buses over the synthetic days (Fig. 9)")
     return fig

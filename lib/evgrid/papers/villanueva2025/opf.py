@@ -103,7 +103,7 @@ import pandapower as pp
 import pandas as pd
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from evgrid.core.config import ConfigError, Section, check_voltage_limits
+from evgrid.core.config import ConfigError, Section, check_voltage_limits, explain_invalid
 from evgrid.core.parallel import ParallelOptions, map_tasks
 from evgrid.networks import load_ieee14
 from evgrid.papers.villanueva2025.authors import (
@@ -117,12 +117,14 @@ from evgrid.papers.villanueva2025.dataset import DATASET_DIR, _existing
 
 __all__ = [
     "BRANCH_RATING_MVA",
+    "BUSES",
     "CAP_COLUMNS",
     "DAY_COLUMNS",
     "DT_H",
     "GEN_Q_LIMITS_MVAR",
     "OpfDay",
     "OpfOptions",
+    "VM_BUS_COLUMNS",
     "authors_caps",
     "authors_day",
     "build_cap_net",
@@ -155,11 +157,16 @@ BRANCH_RATING_MVA: dict[tuple[int, int], float] = {
 #: Reactive limits (Mvar) of the generators other than the slack, from the data file (Eq. 53).
 GEN_Q_LIMITS_MVAR: dict[int, tuple[float, float]] = {2: (-40.0, 50.0), 3: (0.0, 40.0), 6: (-6.0, 24.0),
                                                      8: (-6.0, 24.0)}
+#: IEEE numbers of the 14 buses, each of which reports its voltage magnitude per period.
+BUSES: tuple[int, ...] = tuple(range(1, 15))
+#: Columns of the per-bus voltage magnitudes (p.u.) in a :func:`solve_day` result, bus 1 to 14:
+#: the IEEE 13-node feeder analysis (:mod:`.feeder13`) takes its source voltage from one of them.
+VM_BUS_COLUMNS: tuple[str, ...] = tuple(f"vm_bus{bus}_pu" for bus in BUSES)
 #: Columns of a :func:`solve_day` result, in order.
 DAY_COLUMNS: tuple[str, ...] = (
     "t", "load_factor", "pd_mw", "pem_mw", "p_slack_mw", "q_slack_mvar", "p_gen2_mw", "nsp_mw",
     "nsp_bus", "shed_mw", "losses_mw", "branch_losses_mw", "balance_residual_mw", "vm_min_pu",
-    "vm_max_pu", "branch_loading_max", "objective", "converged", "init", "solve_s", "error",
+    "vm_max_pu", *VM_BUS_COLUMNS, "branch_loading_max", "objective", "converged", "init", "solve_s", "error",
 )
 #: Columns of a :func:`solve_caps` result, in order: per (t, bus), then the period's results.
 CAP_COLUMNS: tuple[str, ...] = (
@@ -168,7 +175,7 @@ CAP_COLUMNS: tuple[str, ...] = (
     "branch_loading_max", "objective", "converged", "init", "solve_s", "error",
 )
 _RESULT_COLUMNS = ("p_slack_mw", "q_slack_mvar", "p_gen2_mw", "nsp_mw", "shed_mw", "losses_mw",
-                   "branch_losses_mw", "balance_residual_mw", "vm_min_pu", "vm_max_pu",
+                   "branch_losses_mw", "balance_residual_mw", "vm_min_pu", "vm_max_pu", *VM_BUS_COLUMNS,
                    "branch_loading_max", "objective")
 #: pypower's flow limit on the branch current |I| (0 = |S| and 1 = P fail in this pandapower/SciPy).
 _FLOW_LIMIT_CURRENT = 2
@@ -243,7 +250,7 @@ class OpfOptions(Section):
         try:
             super().__init__(**data)
         except ValidationError as err:
-            raise ConfigError(_explain(data, err)) from None
+            raise ConfigError(explain_invalid("OPF options are invalid:", OpfOptions, data, err)) from None
 
     @field_validator("nsp_bus")
     @classmethod
@@ -271,34 +278,6 @@ class OpfOptions(Section):
         return self
 
 
-def _allowed(name: str) -> str:
-    info = OpfOptions.model_fields[name]
-    bounds = {key: getattr(meta, key) for meta in info.metadata
-              for key in ("gt", "ge", "lt", "le", "min_length") if getattr(meta, key, None) is not None}
-    lower = f"{bounds['gt']} < " if "gt" in bounds else f"{bounds['ge']} <= " if "ge" in bounds else ""
-    upper = f" < {bounds['lt']}" if "lt" in bounds else f" <= {bounds['le']}" if "le" in bounds else ""
-    if lower or upper:
-        return f"{lower}x{upper}"
-    if "min_length" in bounds:
-        return f"at least {bounds['min_length']} of 'results', 'flat', 'pf'"
-    return f"type {getattr(info.annotation, '__name__', str(info.annotation))}"
-
-
-def _explain(data: Mapping[str, Any], err: ValidationError) -> str:
-    fields = OpfOptions.model_fields
-    lines = ["OPF options are invalid:"]
-    for e in err.errors():
-        loc = [p for p in e["loc"] if isinstance(p, str)]
-        name = loc[0] if loc else None
-        msg = e["msg"].removeprefix("Value error, ")
-        if name in fields:
-            lines.append(f"  field '{name}' = {data.get(name, '<missing>')!r}: {msg} "
-                         f"(allowed: {_allowed(name)}; {fields[name].description})")
-        elif name:
-            lines.append(f"  field '{name}' is not a known field: known {', '.join(fields)}")
-        else:
-            lines.append(f"  {msg}")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -641,9 +620,19 @@ def _read_results(net: pp.pandapowerNet, pd_mw: float, options: OpfOptions) -> d
         "balance_residual_mw": losses - branch,
         "vm_min_pu": float(net.res_bus["vm_pu"].min()),
         "vm_max_pu": float(net.res_bus["vm_pu"].max()),
+        **_bus_voltages(net),
         "branch_loading_max": _branch_loading_max(net),
         "objective": float(net.res_cost),
     }
+
+
+def _bus_voltages(net: pp.pandapowerNet) -> dict[str, float]:
+    """``vm_bus<k>_pu``: each bus's voltage magnitude (p.u.) from the solved flows, by IEEE number."""
+    index = _bus_index(net)
+    if sorted(index) != list(BUSES):
+        raise ValueError(f"expected buses {list(BUSES)}, found {sorted(index)}")
+    vm = net.res_bus["vm_pu"]
+    return {f"vm_bus{bus}_pu": float(vm.at[index[bus]]) for bus in BUSES}
 
 
 def _pem_wide(pem_by_bus_t: pd.DataFrame | None) -> pd.DataFrame:
@@ -720,7 +709,8 @@ def solve_day(pem_by_bus_t: pd.DataFrame | None = None, options: OpfOptions | No
         ``nsp_bus`` (0 without NSP); ``shed_mw`` (guard); ``losses_mw`` = generation + NSP +
         shed - load; ``branch_losses_mw`` = sum of line and transformer losses (and shunt P) of
         the solved flows, ``balance_residual_mw`` their difference; ``vm_min_pu``,
-        ``vm_max_pu``; ``branch_loading_max`` = max |S| / S^up; ``objective``; ``converged``,
+        ``vm_max_pu`` over the buses and ``vm_bus1_pu`` ... ``vm_bus14_pu`` each bus's voltage
+        magnitude (:data:`VM_BUS_COLUMNS`); ``branch_loading_max`` = max |S| / S^up; ``objective``; ``converged``,
         ``init`` (the start that converged), ``solve_s`` (all attempts), ``error`` (why each
         failed start failed).
 

@@ -23,7 +23,8 @@ or interrupted run leaves the earlier files as they were):
 ``days.csv``
     one row per case and period: ``profiles``, ``scenario``, ``sample`` (empty for the no-EV
     day), then the :func:`~evgrid.papers.villanueva2025.opf.solve_day` columns without the
-    timing (:data:`DAYS_COLUMNS`).
+    timing (:data:`DAYS_COLUMNS`), among them every bus's voltage magnitude ``vm_bus<k>_pu``,
+    which the IEEE 13-node feeder analysis (:mod:`.feeder13`) reads.
 ``metrics.csv``
     one row per case: :func:`~evgrid.papers.villanueva2025.opf.day_metrics` and the EV energy
     (:data:`METRICS_COLUMNS`). :func:`table3_values` and :func:`table5_values` turn it into the
@@ -35,6 +36,11 @@ Powers are rounded to 1e-6 MW before writing (PIPS solves to 1e-9 p.u. = 1e-7 MW
 of 1e-10 MW is written as 0), then to :data:`evgrid.core.outputs.SIGNIFICANT_DIGITS` significant
 digits. No time is written: a re-run is byte-identical. Times are printed.
 
+Reading them back (notebook 05): :func:`read_study` loads the three files; :func:`bus_loads`,
+:func:`negative_net_load_periods` and :func:`copy_previous_periods` redo what the authors' OPF did
+with a period it could not solve (it copied the previous period's result; notes §4, Table 3
+checks); :func:`text_values` gives the OPF numbers quoted in the paper's text.
+
 CLI::
 
     python -m evgrid.papers.villanueva2025.opf_study [--params params.yaml] [--no-progress]
@@ -43,9 +49,11 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +64,7 @@ from evgrid.core.config import load_section
 from evgrid.core.outputs import write_csv
 from evgrid.core.parallel import ParallelOptions, load_parallel, map_tasks
 from evgrid.core.paths import output_path, repo_path
+from evgrid.networks import load_ieee14
 from evgrid.papers.villanueva2025 import opf
 from evgrid.papers.villanueva2025.authors import LOAD_BUSES, SAMPLES, SCENARIOS
 
@@ -67,15 +76,20 @@ __all__ = [
     "PROFILE_SETS",
     "TABLE_ROWS",
     "StudyCase",
+    "bus_loads",
     "caps_table",
+    "copy_previous_periods",
     "days_table",
     "metrics_table",
+    "negative_net_load_periods",
     "read_profile_set",
+    "read_study",
     "run_study",
     "solve_task",
     "study_cases",
     "table3_values",
     "table5_values",
+    "text_values",
 ]
 
 #: Where a case's P^EM comes from: none (no EVs), the authors' OPF inputs, the authors' DEVCM
@@ -85,6 +99,9 @@ PROFILE_SETS: tuple[str, ...] = ("none", "authors_paper", "authors_resolved", "o
 CASE_COLUMNS: tuple[str, ...] = ("profiles", "scenario", "sample")
 #: Columns of ``days.csv``: the case, then every solve_day column but the timing.
 DAYS_COLUMNS: tuple[str, ...] = CASE_COLUMNS + tuple(c for c in opf.DAY_COLUMNS if c != "solve_s")
+#: Columns of a ``days.csv`` written before the per-bus voltages (``vm_bus<k>_pu``) were added;
+#: :func:`read_study` still reads one, with those columns NaN.
+_DAYS_COLUMNS_WITHOUT_BUS_VM: tuple[str, ...] = tuple(c for c in DAYS_COLUMNS if c not in opf.VM_BUS_COLUMNS)
 #: The day_metrics keys, in order (written to ``metrics.csv`` after the case and ``ev_energy_mwh``).
 _METRIC_KEYS: tuple[str, ...] = (
     "energy_demand_mwh", "peak_load_mw", "load_factor", "energy_supplied_mwh", "losses_mwh", "losses_true_mwh",
@@ -429,6 +446,198 @@ def table5_values(metrics: pd.DataFrame, profiles: str = "authors_paper") -> pd.
     "Maximum load" row is keyed "Peak load" and its "bar" row "NSP bus", as in the values file.
     """
     return _table_values(metrics, "Table 5", ("Sc3-CR",), profiles)
+
+
+def text_values(metrics: pd.DataFrame, days: pd.DataFrame, profiles: str = "authors_paper") -> pd.DataFrame:
+    """The OPF numbers of the paper's text (Secs. 3.2 and 3.2.1) from ``metrics.csv`` and ``days.csv``.
+
+    Rows ``(table, row, column, computed)`` keyed like ``data/paper_values/villanueva2025.yaml``
+    (table ``"Text"``), for the days of ``profiles``; a row whose day is missing is left out:
+
+    * "Loss increase, Scenario 3 vs BAU" (%): Sc3 min losses / no-EV losses - 1 (the paper's
+      note: "up to 7.79 %"; losses as in Table 3, supplied - demand);
+    * "NSE instances, Scenario 3" (-): periods of Sc3 min with NSP > 0 (``nsp_bus`` != 0);
+    * "NSE DEVCM, Scenario 3" (MWh): Sc3 min NSE;
+    * "Loss increase, Scenario 3 CR min/max" (%): Sc3-CR losses / no-EV losses - 1.
+    """
+    none = _case_metrics(metrics, "none", "", "")
+    records: list[tuple[str, str, str, float]] = []
+
+    def increase(case: pd.Series | None) -> float | None:
+        if case is None or none is None:
+            return None
+        return 100.0 * (float(case["losses_mwh"]) / float(none["losses_mwh"]) - 1.0)
+
+    sc3 = _case_metrics(metrics, profiles, "Sc3", "min")
+    for row, column, value in (("Loss increase, Scenario 3 vs BAU", "Sec. 3.2", increase(sc3)),
+                               ("NSE DEVCM, Scenario 3", "Sec. 3.2", None if sc3 is None else float(sc3["nse_mwh"])),
+                               ("Loss increase, Scenario 3 CR min", "Sec. 3.2.1",
+                                increase(_case_metrics(metrics, profiles, "Sc3-CR", "min"))),
+                               ("Loss increase, Scenario 3 CR max", "Sec. 3.2.1",
+                                increase(_case_metrics(metrics, profiles, "Sc3-CR", "max")))):
+        if value is not None:
+            records.append(("Text", row, column, value))
+    day = _case_days(days, profiles, "Sc3", "min")
+    if len(day):
+        records.insert(1, ("Text", "NSE instances, Scenario 3", "Sec. 3.2",
+                           float((day["nsp_bus"].fillna(0).astype(int) != 0).sum())))
+    return pd.DataFrame(records, columns=["table", "row", "column", "computed"])
+
+
+# --------------------------------------------------------------------------------------------
+# reading the files back, and the authors' copied periods
+# --------------------------------------------------------------------------------------------
+
+
+def read_study(folder: str | Path) -> dict[str, pd.DataFrame]:
+    """The three files :func:`run_study` wrote in ``folder``, read back as it wrote them.
+
+    The case columns ``profiles``, ``scenario``, ``sample`` (empty for the no-EV day) and the
+    text columns ``init``, ``error`` are strings ('' where empty), ``converged`` is boolean and
+    ``nsp_bus`` an integer (0: no NSP).
+
+    A ``days.csv`` written before the per-bus voltages were added to the study reads with its
+    ``vm_bus<k>_pu`` columns NaN.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``days``, ``metrics``, ``caps`` (columns :data:`DAYS_COLUMNS`, :data:`METRICS_COLUMNS`,
+        :data:`CAPS_COLUMNS`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If a file is missing.
+    ValueError
+        If a file's columns are not the study's.
+    """
+    folder = Path(folder)
+    text = {c: str for c in (*CASE_COLUMNS, "init", "error")}
+    out = {}
+    for name, columns in (("days", DAYS_COLUMNS), ("metrics", METRICS_COLUMNS), ("caps", CAPS_COLUMNS)):
+        path = folder / f"{name}.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: run python -m evgrid.papers.villanueva2025.opf_study")
+        table = pd.read_csv(path, dtype={c: t for c, t in text.items() if c in columns})
+        if name == "days" and tuple(table.columns) == _DAYS_COLUMNS_WITHOUT_BUS_VM:
+            table = table.reindex(columns=list(columns))  # written before vm_bus<k>_pu: NaN
+        if tuple(table.columns) != columns:
+            raise ValueError(f"{path}: columns {list(table.columns)}, expected {list(columns)}")
+        for column in text:
+            if column in table:
+                table[column] = table[column].fillna("")
+        if "converged" in table:
+            table["converged"] = table["converged"].astype(str).str.lower().eq("true")
+        if name == "days":
+            table["nsp_bus"] = table["nsp_bus"].astype("Int64")
+        out[name] = table
+    return out
+
+
+@lru_cache(maxsize=1)
+def _base_loads_mw() -> dict[int, float]:
+    """Pd_k (MW) by IEEE load bus, from the network the OPF is built on (:func:`opf.build_opf_net`)."""
+    # loading the network runs pandapower, which logs a harmless warning (generator voltage set
+    # points above the buses' 1.05 p.u. limit, later reset by the OPF builder) that would
+    # otherwise reach a notebook's stderr
+    logger = logging.getLogger("pandapower")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        net = load_ieee14(variant="villanueva2025").net
+    finally:
+        logger.setLevel(level)
+    number = {int(idx): int(name) for idx, name in net.bus["name"].items()}
+    loads = {number[int(b)]: float(p) for b, p in zip(net.load["bus"], net.load["p_mw"], strict=True)}
+    if sorted(loads) != sorted(LOAD_BUSES):
+        raise ValueError(f"expected one load at each of {list(LOAD_BUSES)}, found buses {sorted(loads)}")
+    return loads
+
+
+def _case_days(days: pd.DataFrame, profiles: str, scenario: str, sample: str) -> pd.DataFrame:
+    """One case's rows of ``days.csv``, sorted by t."""
+    scen = days["scenario"].fillna("").astype(str)
+    samp = days["sample"].fillna("").astype(str)
+    rows = days[(days["profiles"] == profiles) & (scen == scenario) & (samp == sample)]
+    return rows.sort_values("t").reset_index(drop=True)
+
+
+def bus_loads(pem_mw: pd.DataFrame | None = None, load_factor: Sequence[float] | None = None) -> pd.DataFrame:
+    """Every load bus's load per period, Eq. (43): Pd_{k,t} = Pd_k LF_t + P^EM_{k,t} (MW).
+
+    Parameters
+    ----------
+    pem_mw : pandas.DataFrame, optional
+        P^EM (MW) in the long form ``bus``, ``t``, ``pem_mw`` (e.g. ``opf.authors_day(...).pem_mw``);
+        None: no EVs. Buses or periods left out have none.
+    load_factor : sequence of 48 floats, optional
+        LF_t; default the dataset's (:func:`opf.read_load_factor`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per period and load bus: ``t``, ``bus``, ``pd_mw`` (Pd_k LF_t, the network data's
+        load), ``pem_mw``, ``net_mw`` = their sum (negative: the bus injects, V2G above its load).
+    """
+    lf = opf.read_load_factor() if load_factor is None else np.asarray(load_factor, dtype=float)
+    if lf.shape != (opf.N_PERIODS,):
+        raise ValueError(f"load_factor has shape {lf.shape}: it must hold {opf.N_PERIODS} values")
+    base = _base_loads_mw()
+    periods = np.arange(1, opf.N_PERIODS + 1)
+    table = pd.DataFrame([(t, bus, float(base[bus]) * float(lf[t - 1])) for t in periods for bus in LOAD_BUSES],
+                         columns=["t", "bus", "pd_mw"])
+    pem = (pd.DataFrame(columns=["bus", "t", "pem_mw"]) if pem_mw is None
+           else pem_mw[["bus", "t", "pem_mw"]].astype({"bus": int, "t": int, "pem_mw": float}))
+    if pem.duplicated(["bus", "t"]).any():
+        raise ValueError("pem_mw: a (bus, t) appears more than once (filter one scenario and sample first)")
+    table = table.merge(pem, on=["t", "bus"], how="left")
+    table["pem_mw"] = table["pem_mw"].astype(float).fillna(0.0)
+    table["net_mw"] = table["pd_mw"] + table["pem_mw"]
+    return table
+
+
+def negative_net_load_periods(pem_mw: pd.DataFrame, load_factor: Sequence[float] | None = None) -> list[int]:
+    """The periods t in which some load bus's net load Pd_k LF_t + P^EM_{k,t} is negative (MW < 0).
+
+    These are the periods the authors' OPF could not solve and filled with the previous period's
+    result (notes §4: a bus injecting more than its load made their NLP fail); the periods they
+    copied (Sc2 max t = 23, 24, 35, 40; Sc3 min 23, 24, 39; Sc3 max 23; Sc3-CR min 3, 15, 19, 25,
+    31; max 39, 41) are exactly these.
+    """
+    loads = bus_loads(pem_mw, load_factor)
+    return sorted(int(t) for t in loads.loc[loads["net_mw"] < 0, "t"].unique())
+
+
+def copy_previous_periods(day: pd.DataFrame, periods: Sequence[int]) -> pd.DataFrame:
+    """``day`` as the authors' OPF reported it: each period in ``periods`` replaced by the period before.
+
+    The authors filled a period their solver failed on with the previous period's result, load
+    included (notes §4, Table 3 checks). Periods are replaced in increasing order, so a run of
+    failed periods repeats the last solved one. Everything but ``t`` is copied; pass the result
+    to :func:`opf.day_metrics` to get the day's Table 3 rows as the authors computed them.
+
+    Parameters
+    ----------
+    day : pandas.DataFrame
+        One day's rows (a :func:`opf.solve_day` result, or one case of ``days.csv``), with ``t``.
+    periods : sequence of int
+        The periods to replace, each in 2..48 and in ``day``.
+
+    Raises
+    ------
+    ValueError
+        If a period is 1 (it has no previous period) or not in ``day``.
+    """
+    out = day.sort_values("t").reset_index(drop=True)
+    position = {int(t): i for i, t in enumerate(out["t"])}
+    columns = [c for c in out.columns if c != "t"]
+    for t in sorted({int(p) for p in periods}):
+        if t not in position or t - 1 not in position:
+            raise ValueError(f"periods: t = {t} cannot be copied from t = {t - 1} "
+                             f"(periods {min(position)}..{max(position)} in the day)")
+        out.loc[position[t], columns] = out.loc[position[t - 1], columns].to_numpy()
+    return out.astype(day.dtypes.to_dict())
 
 
 def main(argv: list[str] | None = None) -> int:
