@@ -10,27 +10,9 @@ only ``results/villanueva2025/comparison_opf.csv``, ``results/villanueva2025/met
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from nbcells import code, md, parameters, write_notebook
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
 SECTION = "villanueva2025"
-
-
-def md(text: str) -> dict:
-    return {"cell_type": "markdown", "metadata": {"tags": []}, "source": text.strip("\n").splitlines(keepends=True)}
-
-
-def code(text: str, tags: list[str] | None = None) -> dict:
-    return {"cell_type": "code", "execution_count": None, "metadata": {"tags": tags or []}, "outputs": [],
-            "source": text.strip("\n").splitlines(keepends=True)}
-
-
-def parameters() -> str:
-    section = yaml.safe_load((ROOT / "params.yaml").read_text())[SECTION]
-    return "\n".join(f"{k} = {v!r}" for k, v in section.items())
 
 
 CELLS = [
@@ -77,7 +59,7 @@ part 1, our own Monte Carlo's profiles, and the caps, and writes `results/villan
 (`python -m evgrid.papers.villanueva2025.feeder13`), which writes `results/villanueva2025/feeder13/`.
 This notebook reads those files and runs only what takes seconds.
 """),
-    code(parameters(), tags=["parameters"]),
+    code(parameters(SECTION), tags=["parameters"]),
     code(r"""
 %matplotlib inline
 import pandas as pd
@@ -759,15 +741,7 @@ headline
 
 
 def main() -> None:
-    nb = {"cells": CELLS, "metadata": {"kernelspec": {"display_name": "Python 3 (evgrid)", "language": "python",
-                                                      "name": "python3"},
-                                       "language_info": {"name": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    for i, cell in enumerate(nb["cells"]):
-        cell["id"] = f"cell-{i:02d}"
-    path = ROOT / "notebooks" / "05_villanueva2025_centralized.ipynb"
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {write_notebook(CELLS, '05_villanueva2025_centralized.ipynb')}")
 
 
 if __name__ == "__main__":
