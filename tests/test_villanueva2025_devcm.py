@@ -103,10 +103,35 @@ def test_every_solved_run_balances_its_energy():
         assert bal["degradation"] > -1e-6, bal  # the model's degradation is never below the SoC drops
         a = solution_arrays(model)
         inst = model.instance
-        # the battery delivers every trip's energy: SoC falls by exactly the road energy while driving
+        # the battery delivers this bus's share of every trip: SoC falls by exactly that while driving
         drive = inst.on_road & ~inst.plugged
         drop = (a["soc"][..., :-1] - a["soc"][..., 1:])[drive]
-        assert np.allclose(drop, inst.road_kwh[drive], atol=1e-6)
+        assert np.allclose(drop, model.options.road_share * inst.road_kwh[drive], atol=1e-6)
+
+
+@pytest.mark.parametrize("share", [0.5, 1.0])
+def test_each_bus_recovers_its_share_of_the_road_energy(share):
+    """road_share scales Eq. (13): the SoC falls by share x R while driving, and over the cyclic day the fleet
+    draws at least share x (weighted road energy) / eta_chg (no charging without its losses)."""
+    inst = tiny(psys=np.full(T, 200.0))
+    _, model = solved(inst, road_share=share)
+    a = solution_arrays(model)
+    drive = inst.on_road & ~inst.plugged
+    drop = (a["soc"][..., :-1] - a["soc"][..., 1:])[drive]
+    assert np.allclose(drop, share * inst.road_kwh[drive], atol=1e-6)
+    need_mwh = share * (inst.weight_evs[None, :, None] * inst.road_kwh).sum(axis=(1, 2)) / 0.9 / 1000.0
+    drawn_mwh = a["f"].sum(axis=1) * inst.dt_h
+    assert (drawn_mwh >= need_mwh - 1e-9).all()
+
+
+def test_a_day_the_caps_cannot_charge_is_refused_with_its_shortfall():
+    """Every period's cap is above what the fleet must draw then, but over the day the caps admit less energy
+    than the road takes: refused before building, with both energies and the shortfall."""
+    inst = replace(tiny(capped=True), cap_mw=np.full(T, 0.02))  # 0.07 MWh over the 7 periods with a vehicle plugged in
+    need = 0.5 * 200.0 / 0.9 / 1000.0  # half of 2 x 10 EVs x 10 kWh, after charging losses
+    with pytest.raises(InstanceError, match=rf"at least {need:.3f} MWh .*at most 0.070 MWh .*MWh short"):
+        build_devcm(inst, DevcmOptions())
+    build_devcm(replace(inst, cap_mw=np.full(T, 0.04)), DevcmOptions())  # 0.14 MWh: room enough
 
 
 @pytest.mark.parametrize("psys", [None, np.full(T, 204.0), np.array([200, 207.5, 201, 199, 208, 206, 203, 200.9])])
@@ -209,12 +234,14 @@ def test_the_cap_binds_the_trade():
 
 def test_a_vehicle_whose_trip_exceeds_its_soc_window_is_named():
     with pytest.raises(InstanceError, match=r"vehicle 1 .*drives 70.00 kWh"):
-        build_devcm(tiny(road_kwh=35.0), DevcmOptions())
+        build_devcm(tiny(road_kwh=35.0), DevcmOptions(road_share=1.0))
+    with pytest.raises(InstanceError, match=r"vehicle 1 .*drives 70.00 kWh"):  # half of 140 kWh
+        build_devcm(tiny(road_kwh=70.0), DevcmOptions())
 
 
 def test_a_trip_period_above_the_charger_power_is_named():
     with pytest.raises(InstanceError, match=r"vehicle 1 .*period t=5"):
-        build_devcm(tiny(road_kwh=80.0), DevcmOptions(battery_kwh=400))
+        build_devcm(tiny(road_kwh=80.0), DevcmOptions(battery_kwh=400, road_share=1.0))
 
 
 def test_caps_below_what_the_fleet_must_draw_name_the_period():
@@ -292,3 +319,30 @@ def test_a_relaxation_without_a_schedule_still_proves_its_bound(monkeypatch):
     assert res.schedule == "restriction" and res.relaxation_usd is None
     assert res.bound_usd == pytest.approx(exact.bound_usd - 1.0, abs=1e-9)
     assert res.rel_gap == pytest.approx((res.objective_usd - res.bound_usd) / abs(res.objective_usd))
+
+
+def test_soft_caps_price_the_excess_and_change_nothing_where_the_caps_hold():
+    """cap_excess_cost_usd_per_mwh makes Eqs. (56)-(57) soft (the authors' capped bus-12 max run): where the hard
+    caps are feasible the optimum is the same with no excess; where they are not, the excess covers the day's
+    shortfall at least and is priced in the objective."""
+    roomy = replace(tiny(capped=True), cap_mw=np.full(T, 0.5))
+    hard, _ = solved(roomy)
+    soft, _ = solved(roomy, cap_excess_cost_usd_per_mwh=20000.0)
+    assert soft.cap_excess_mwh == pytest.approx(0.0, abs=1e-9)
+    assert soft.objective_usd == pytest.approx(hard.objective_usd, abs=1e-6)
+    tight = replace(tiny(capped=True), cap_mw=np.full(T, 0.02))  # 0.041 MWh short (the test above)
+    with pytest.raises(InstanceError, match="MWh short"):
+        solved(tight)
+    res, model = solved(tight, cap_excess_cost_usd_per_mwh=20000.0)
+    assert res.cap_excess_mwh >= 0.041 - 1e-3
+    assert pyo.value(model.cap_excess_cost) == pytest.approx(20000.0 * res.cap_excess_mwh, rel=1e-9)
+    assert res.objective_usd == pytest.approx(res.market_usd + res.battery_usd + 20000.0 * res.cap_excess_mwh,
+                                              abs=1e-6)
+    a = solution_arrays(model)
+    s = np.array([pyo.value(model.cap_excess[t]) for t in range(T)])
+    assert (a["p_em"] <= 0.02 + s + 1e-7).all() and (a["f"] <= 0.02 + s[None, :] + 1e-7).all()
+    assert energy_balance(model)["soc"] < 1e-6
+    # the bracket of the pipeline prices the excess too: its bound and its schedule enclose the optimum
+    bounded, _ = solved(tight, method="bounds", cap_excess_cost_usd_per_mwh=20000.0)
+    assert bounded.bound_usd - 1e-6 <= res.objective_usd <= bounded.objective_usd + 1e-6
+    assert bounded.cap_excess_mwh >= 0.041 - 1e-3

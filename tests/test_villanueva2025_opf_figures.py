@@ -17,7 +17,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import StepPatch
 
 from evgrid.papers.villanueva2025.authors import LOAD_BUSES
-from evgrid.papers.villanueva2025.figures import plot_caps, plot_nsp, plot_opf_day, plot_system_load
+from evgrid.papers.villanueva2025.figures import (
+    plot_caps,
+    plot_caps_response,
+    plot_nsp,
+    plot_opf_day,
+    plot_system_load,
+)
 
 UNIT = re.compile(r"\(.+\)|\[.+\]")
 T = np.arange(1, 49)
@@ -148,3 +154,21 @@ def test_caps_stacked_with_both_totals_and_the_differences():
     assert set(named) == {"bus 4", "bus 9"}
     assert named["bus 4"] == pytest.approx(np.full(48, -2.0))
     plt.close(fig)
+
+
+def test_caps_response_one_panel_per_bus_with_the_cap_and_both_samples():
+    caps = synthetic_caps()
+    rows = [("min", bus, t, 0.5 * (1.0 + k)) for t in T for k, bus in enumerate(LOAD_BUSES)]
+    rows += [("max", bus, t, np.nan if bus == 12 else 0.9 * (1.0 + k)) for t in T for k, bus in enumerate(LOAD_BUSES)]
+    profiles = pd.DataFrame(rows, columns=["sample", "bus", "t", "p_em_mw"])
+    fig = check(plot_caps_response(profiles, caps), n_axes=len(LOAD_BUSES))
+    for ax, (k, bus) in zip(fig.axes, enumerate(LOAD_BUSES), strict=True):
+        assert ax.get_title() == f"bus {bus}"
+        drawn = {p.get_label(): p.get_data()[0] for p in steps(ax)}
+        assert drawn["cap"] == pytest.approx(np.full(48, 1.0 + k))
+        assert drawn["P^EM, min sample"] == pytest.approx(np.full(48, 0.5 * (1.0 + k)))
+        if bus == 12:  # no schedule: not drawn, and said so
+            assert "P^EM, max sample" not in drawn
+            assert any("no schedule: max" in t.get_text() for t in ax.texts)
+        else:
+            assert drawn["P^EM, max sample"] == pytest.approx(np.full(48, 0.9 * (1.0 + k)))

@@ -264,7 +264,18 @@ def test_cli_runs_the_study(monkeypatch):
     calls = []
     monkeypatch.setattr(study, "run_study", lambda params, **kw: calls.append((params, kw)))
     assert study.main(["--no-progress", "--params", "other.yaml"]) == 0
-    assert calls == [("other.yaml", {"progress": False})]
+    assert study.main(["--caps-only"]) == 0
+    assert study.main(["--no-caps"]) == 0
+    assert calls == [("other.yaml", {"progress": False, "caps": True, "days": True}),
+                     ("params.yaml", {"progress": True, "caps": True, "days": False}),
+                     ("params.yaml", {"progress": True, "caps": False, "days": True})]
+    with pytest.raises(SystemExit):
+        study.main(["--caps-only", "--no-caps"])
+
+
+def test_a_study_with_nothing_to_solve_is_refused():
+    with pytest.raises(ValueError, match="nothing to solve"):
+        study.run_study(caps=False, days=False)
 
 
 # --------------------------------------------------------------------------------------------

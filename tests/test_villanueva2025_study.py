@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from evgrid.core.compare import load_paper_values
 from evgrid.core.config import load_section
 from evgrid.papers.villanueva2025 import authors, report, study
-from evgrid.papers.villanueva2025.devcm import DevcmOptions, check_instance
+from evgrid.papers.villanueva2025.devcm import DevcmOptions, check_instance, least_cap_excess
 from evgrid.papers.villanueva2025.mcs import McsOptions, rt_redraws, simulate_scenario
 
 
@@ -95,3 +97,96 @@ def test_a_solved_run_carries_its_energy_balance(params):
     assert row["schedule"] in ("restriction", "relaxation")
     table, _ = study._tables([out], [{"run": "b12", "scenario": "Sc1", "sample": "min", "bus": 12}])
     assert [c for c in study.RUN_COLUMNS if c in table] == [c for c in table.columns if c in study.RUN_COLUMNS]
+
+
+def test_the_aggregators_together_recover_every_vehicles_road_energy_once(params):
+    """Each vehicle joins its home and its work aggregator, and each recovers road_share of its day's driving:
+    with the default 0.5 the eleven aggregators together recover the fleet's road energy exactly once."""
+    sc = simulate_scenario(params.mcs, 1)
+    red = rt_redraws(sc, "min", seed=params.mcs.seed)
+    share = DevcmOptions(**params.devcm.model_dump()).road_share
+    assert share == 0.5
+    recovered = sum(share * (red.at_bus(bus)["weight_evs"][None, :, None] * red.at_bus(bus)["road_kwh"]).sum()
+                    for bus in authors.LOAD_BUSES)
+    fleet = (red.weight_evs[None, :, None] * red.road_kwh).sum()
+    assert recovered == pytest.approx(fleet, rel=1e-12)
+
+
+def _write_caps(root, frame):
+    folder = root / "results" / "opf"
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / "caps.csv", index=False)
+
+
+def test_the_caps_are_read_per_load_bus_and_refused_when_incomplete(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVGRID_OUTPUT_ROOT", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="caps-only"):
+        study.read_caps("results")
+    full = pd.DataFrame([{"t": t, "bus": b, "cap_mw": 0.1 * b + 0.001 * t} for t in range(1, 49)
+                         for b in authors.LOAD_BUSES])
+    _write_caps(tmp_path, full)
+    caps = study.read_caps("results")
+    assert sorted(caps) == list(authors.LOAD_BUSES)
+    assert caps[14][0] == pytest.approx(1.401) and len(caps[14]) == 48
+    _write_caps(tmp_path, full[full["bus"] != 12])
+    with pytest.raises(ValueError, match="bus 12 has caps for periods"):
+        study.read_caps("results")
+    _write_caps(tmp_path, full[~((full["bus"] == 5) & (full["t"] == 7))])
+    with pytest.raises(ValueError, match=r"bus 5 .*expected 1..48"):
+        study.read_caps("results")
+    _write_caps(tmp_path, pd.concat([full, pd.DataFrame([{"t": 1, "bus": 1, "cap_mw": 1.0}])]))
+    with pytest.raises(ValueError, match=r"buses \[1\], which carry no load"):
+        study.read_caps("results")
+    nan = full.copy()
+    nan.loc[0, "cap_mw"] = np.nan
+    _write_caps(tmp_path, nan)
+    with pytest.raises(ValueError, match="not finite"):
+        study.read_caps("results")
+
+
+def test_the_cli_runs_the_capped_scenario(monkeypatch):
+    calls = []
+    monkeypatch.setattr(study, "run_own", lambda n, params, **kw: calls.append((n, kw["capped"])))
+    assert study.main(["own", "3-CR", "--no-progress"]) == 0
+    assert study.main(["own", "2", "--no-progress"]) == 0
+    assert calls == [(3, True), (2, False)]
+    with pytest.raises(SystemExit):
+        study.main(["own", "2-CR"])
+
+
+def test_the_authors_road_energy_is_the_weighted_road_energy_of_their_instances():
+    table = report.authors_road_energy().set_index("run")
+    assert len(table) == 88
+    for run in ("Sc1_min_bus02", "Sc3-CR_max_bus12"):
+        inst = authors.load_run(run)
+        expect = (inst.weight_evs[None, :, None] * inst.road_kwh).sum() / inst.n_scenarios / 1000.0
+        assert table.loc[run, "road_energy_mwh"] == pytest.approx(expect, rel=1e-12)
+
+
+def test_a_capped_run_its_hard_caps_make_infeasible_is_solved_under_raised_caps(params):
+    sc = simulate_scenario(McsOptions(n_samples=(3, 3, 3)), 1)
+    at = rt_redraws(sc, "min", seed=1).at_bus(5)
+    inst = study.instance_from_mcs(at, name="tight", bus=5, seed=1)
+    inst = replace(inst, cap_mw=np.full(48, 0.001), cap_includes_system_load=False)  # far below the fleet's need
+    task = {"instance": inst, "devcm": params.devcm.model_dump(), "pricings": ["corrected"],
+            "time_limit_s": {"corrected": 8}, "mip_gap": 0.05}
+    hard = study.solve_task(task)[0]
+    assert hard["row"]["status"].startswith("failed: InstanceError") and "MWh short" in hard["row"]["status"]
+    raised = study.solve_task({**task, "raise_infeasible_caps": True})[0]
+    row = raised["row"]
+    assert row["status"].startswith("raised caps (") and "MWh short" in row["status"]
+    need = 0.5 * (inst.weight_evs[None, :, None] * inst.road_kwh).sum(axis=(1, 2)).max() / 0.9 / 1000.0
+    room = 0.001 * 48 * 0.5
+    # the least excess: at least what the caps leave short over the day, and not much more
+    assert need - room - 1e-6 <= row["cap_excess_mwh"] <= need
+    assert row["balance_ok"] and np.isfinite(raised["p_em_mw"]).all() and row["objective_usd"] is not None
+    assert set(study.RUN_COLUMNS) <= set(row) | {"run", "scenario", "sample", "bus"}
+
+
+def test_the_least_cap_excess_is_zero_where_the_caps_hold_and_refuses_an_uncapped_run(params):
+    sc = simulate_scenario(McsOptions(n_samples=(3, 3, 3)), 1)
+    inst = study.instance_from_mcs(rt_redraws(sc, "min", seed=1).at_bus(5), name="roomy", bus=5, seed=1)
+    with pytest.raises(ValueError, match="not a capped instance"):
+        least_cap_excess(inst)
+    roomy = replace(inst, cap_mw=np.full(48, 50.0), cap_includes_system_load=False)
+    assert (least_cap_excess(roomy) == 0).all()

@@ -331,7 +331,7 @@ summary
 """),
     md(r"""
 With the loophole closed and the MILPs solved, the aggregators buy at night and sell back (V2G) in
-the evening (Fig. 6 in section 6). Each day therefore carries **more EV energy** than the authors'
+the evening (Fig. 6 in section 7). Each day therefore carries **more EV energy** than the authors'
 profiles of the same scenario and sample (the summary above), because the round-trip losses of the
 arbitrage come on top of the driving energy. Yet its peak is **no higher than the no-EV peak**
 (14:30-15:00), it needs **no NSP**, and its losses rise by a few percent over the no-EV day, against
@@ -411,7 +411,52 @@ print(f"the other {len(rest)} periods: losses differ by at most {rest['losses: o
 rounded(big.head(6), 3)
 """),
     md(r"""
-## 6. Figures
+## 6. Coordination on the compendium's own chain (Eqs. 56-57, Tables 4 and 5, Fig. 8)
+
+The paper's question is whether the DNO's caps remove what uncoordinated charging does to the
+network. The compendium's own chain answers it end to end: our Monte Carlo's scenario 3 (`own` Sc3,
+part 1), the caps of section 5, the **same vehicles and draws** solved again with each aggregator's
+trade held under its bus's cap by Eqs. (56)-(57) (`own` Sc3-CR, stage `villanueva2025_own_capped`),
+and the OPF on both. Every aggregator recovers half of each of its vehicles' daily driving (part 1,
+section 3). A capped run whose caps admit less energy over the day than that is refused before
+solving, with the shortfall; its sample's day is then not solved (a bus without a schedule).
+"""),
+    code(r"""
+own_runs = pd.concat([pd.read_csv(path) for path in (repo_path(params.results_dir, "own_runs", f"{sc}_runs.csv")
+                                                     for sc in ("Sc3", "Sc3-CR")) if path.exists()],
+                     ignore_index=True)
+no_schedule = own_runs[own_runs["objective_usd"].isna()]
+for _, r in no_schedule.iterrows():
+    print(f"no schedule: {r['run']}: {str(r['status']).split(': ', 2)[-1]}")
+coordination = metrics[(metrics["profiles"] == "own") & metrics["scenario"].isin(["Sc3", "Sc3-CR"])]
+coordination = pd.concat([metrics[metrics["profiles"] == "none"].assign(scenario="no EVs"), coordination])
+coordination = coordination.set_index(["scenario", "sample"])[list(columns)].rename(columns=columns)
+rounded(coordination, 3)
+"""),
+    code(r"""
+capped = pd.read_csv(repo_path(params.results_dir, "own_runs", "Sc3-CR_profiles.csv"))
+capped = capped[capped["pricing"] == "corrected"]
+under = capped.merge(caps[["t", "bus", "cap_mw"]], on=["t", "bus"], validate="many_to_one")
+runs_cr = own_runs[own_runs["scenario"] == "Sc3-CR"]
+raised = runs_cr[runs_cr["status"].astype(str).str.startswith("raised caps")]
+for _, r in raised.iterrows():  # solved under caps raised by the least excess that makes them feasible
+    print(f"caps raised by {r['cap_excess_mwh']:.3f} MWh over the day: {r['run']}")
+held = ~under.set_index(["sample", "bus"]).index.isin(list(zip(raised["sample"], raised["bus"], strict=True)))
+excess = (under["p_em_mw"] - under["cap_mw"])[held].max()
+print(f"largest P^EM - cap over every other capped run and period: {excess:.2e} MW")
+assert excess <= 1e-6  # Eq. (56): every schedule stays under its cap
+fig = figures.plot_caps_response(capped, caps, "Our capped scenario 3: each aggregator's traded power within its "
+                                 "cap (Eqs. 56-57, Fig. 8)")
+save_figure(fig, fig_dir / "05_fig8_caps_response.png")
+"""),
+    md(r"""
+**Fig. 8** shows every aggregator's traded power under its cap over the day, for the minimum and the
+maximum sample. Where the cap sits at its floor (buses 3, 10, 13 and 14 all day), the aggregator
+charges right up to it through the night and sells back at the evening peak; where the cap leaves
+room, the schedule is that of the uncapped run.
+"""),
+    md(r"""
+## 7. Figures
 
 **Fig. 6** shows the system load, Σ_k (Pd_k·LF_t + P^EM_{k,t}), over the day for each scenario, with
 one panel for the min samples and one for the max. The top row is the authors' profiles (the
@@ -452,7 +497,7 @@ fig = figures.plot_nsp(days)
 save_figure(fig, fig_dir / "05_nsp.png")
 """),
     md(r"""
-## 7. The IEEE 13-node analysis (Fig. 9)
+## 8. The IEEE 13-node analysis (Fig. 9)
 
 **What the paper says** (Secs. 2.4.3 and 3.3). The transmission study's results for Sc3-CR, meaning
 the 14-bus OPF's bus voltages and the aggregators' charging and V2G profiles P^EM_{k,t}, are carried
@@ -638,12 +683,12 @@ band on phase C even without EVs. The paper's result needs something it does not
 the regulator acting or an unbalanced source.
 """),
     md(r"""
-## 8. Everything beside the paper
+## 9. Everything beside the paper
 
 `results/villanueva2025/comparison_opf.csv` holds Tables 3 and 5 and the OPF numbers of the text,
 computed from the authors' profiles. It has the same format as part 1's `comparison.csv`. It
 holds no computed value for the IEEE 13-node datasets' "5 %" and "14 %", which are inputs of our
-construction (section 7). The
+construction (section 8). The
 reasons for each difference are in section 3, and for the report in
 `data/paper_values/villanueva2025_deviations.yaml`. `metrics_opf.json` holds the headline numbers.
 """),
@@ -686,7 +731,7 @@ headline = {
     "caps_bus_max_abs_diff_mw": float(bus_diff.max()),
     "feeder13_phase_bc_spread_peak_pu": spread_max,
 }
-for dataset in datasets:  # the IEEE 13-node study (section 7), per dataset: no_ev, 5pct, 14pct
+for dataset in datasets:  # the IEEE 13-node study (section 8), per dataset: no_ev, 5pct, 14pct
     key = "no_ev" if dataset == NO_EV else dataset.replace("%", "pct")
     headline[f"feeder13_violations_{key}"] = int(totals.loc[dataset, "n_violations"])
     headline[f"feeder13_under_{key}"] = int(totals.loc[dataset, "n_under"])
@@ -724,7 +769,7 @@ headline
   order the room is handed out. Bus by bus they differ by up to 3.2 MW among buses 4, 9, 11 and 12,
   whose nearly equal marginal losses leave that split barely determined.
 * **The IEEE 13-node claim (Fig. 9), "no under-voltage, within ±5 %", does not reproduce** under
-  our construction (section 7). Phase C at the far buses is below 0.95 p.u. even without EVs. With
+  our construction (section 8). Phase C at the far buses is below 0.95 p.u. even without EVs. With
   the regulator disabled, as the paper's "could interfere" suggests, the unbalanced feeder's phases
   B and C differ at the peak by about the band's whole width. That is a property of the IEEE 13-node
   feeder itself: its published solution needs the regulator's per-phase taps. The EVs then widen the

@@ -42,6 +42,15 @@ The paper's equations have misprints and one modelling gap (notes on the paper, 
 * **Eq. (13)** lacks Delta t, and the Monte Carlo's R already contains 1/eta_dsg: the road
   energy is drawn from the battery once, Delta t P^B2R = R (``road_energy="battery_side"``).
   ``road_energy="divide_again"`` applies the printed eta_dsg a second time.
+* **Whose road energy (Eqs. 3, 13).** Every vehicle joins two aggregators, its from-bus and its
+  to-bus, and R_{t,v,n} holds its whole day's driving in both. Read per bus, each aggregator
+  would recover the whole day (``road_share=1``), so the system buys every vehicle's driving
+  twice. Each of the two recovers half of it (``road_share=0.5``, default): the system total is
+  the fleet's need, and it is the authors' accounting (their inputs carry the one-leg energy
+  ``Rtotal`` = R/2; every one of their non-copied runs trades at least half the road energy,
+  the tightly capped ones 1.02-1.07 times it; with the whole day, 7 of their 22 capped runs
+  are infeasible, with half, only capped bus-12 max, the one run the authors gave a penalised
+  cap slack). Applied period by period: ``road_share`` x R.
 * **Eq. (9)** has no probability weight and no vehicle weight; the authors' code multiplies by
   pi_n and by the vehicle weight w_v (recovered from their saved levels), and so do we.
 * **Eqs. (18)/(20)** pin both ends of the day to SoC^init; with the authors' re-drawn trips a
@@ -94,6 +103,7 @@ __all__ = [
     "build_devcm",
     "check_instance",
     "energy_balance",
+    "least_cap_excess",
     "market_cost_usd",
     "merge_identical_vehicles",
     "profile_frame",
@@ -130,6 +140,12 @@ class DevcmOptions(BatteryOptions):
     road_energy: Literal["battery_side", "divide_again"] = Field(
         "battery_side", description="Eq. (13): R is battery-side energy, or divide by eta_dsg again as printed"
     )
+    road_share: float = Field(
+        0.5, gt=0, le=1, description="Share of each vehicle's daily road energy that this aggregator recovers: "
+        "0.5, each of its two buses half (the authors' one-leg Rtotal), or 1, each bus the whole day (double counts)")
+    cap_excess_cost_usd_per_mwh: float | None = Field(
+        None, gt=0, le=1e9, description="Soft DNO caps: Eqs. (56)-(57) with a penalised excess s_t >= 0 over the "
+        "cap, at this cost per MWh (as the authors' capped bus-12 max run); None: hard caps. Capped instances only")
     merge_identical: bool = Field(True, description="Merge representative vehicles with identical data")
     rt_steps: Literal["free", "same_as_da", "relaxed"] = Field(
         "free", description="RT loads priced at their own step (the model), held in the DA step (a restriction: "
@@ -160,9 +176,12 @@ class DevcmOptions(BatteryOptions):
 
 
 def _road_battery_kwh(inst: DevcmInstance, opt: DevcmOptions) -> np.ndarray:
+    """Road energy this aggregator's vehicles draw from their batteries (kWh, (N, V, T)): Eq. (13)
+    with ``road_share`` x R, divided by eta_dsg again under ``road_energy="divide_again"``."""
+    road = inst.road_kwh * opt.road_share
     if opt.road_energy == "divide_again":
-        return inst.road_kwh / opt.discharge_efficiency
-    return inst.road_kwh
+        return road / opt.discharge_efficiency
+    return road
 
 
 def check_instance(inst: DevcmInstance, opt: DevcmOptions) -> None:
@@ -173,7 +192,9 @@ def check_instance(inst: DevcmInstance, opt: DevcmOptions) -> None:
     charger power from the battery (Eq. 15); that every vehicle's road energy
     between two plug-ins fits in its SoC window (from the departure floor to the
     SoC floor); and, under the DNO's caps (Eqs. 56-57), that no period's cap is
-    below what the fleet must at least draw.
+    below what the fleet must at least draw, and that the day's cap leaves room for the road
+    energy: over a cyclic day the fleet draws at least sum_v w_v sum_t R_{t,v,n} / eta_chg
+    (charging losses, no V2G), and Eq. (57) caps every scenario's draw by the cap.
     """
     inst.validate()
     road = _road_battery_kwh(inst, opt)
@@ -212,6 +233,8 @@ def check_instance(inst: DevcmInstance, opt: DevcmOptions) -> None:
                             f"({opt.soc_max_kwh:g} - {max(opt.soc_min_kwh, opt.soc_arrival_min_kwh):g} kWh)")
                     acc = 0.0
                 acc += float(road[n, v, t])
+    if _soft_caps(inst, opt):
+        return  # a penalised excess makes any cap feasible
     if not inst.cap_includes_system_load:
         # Eq. (56)-(57): P^EM <= cap. The fleet can always sell back at most its discharge,
         # so a cap below the fleet's maximal export is infeasible whatever the schedule.
@@ -222,6 +245,24 @@ def check_instance(inst: DevcmInstance, opt: DevcmOptions) -> None:
             raise InstanceError(
                 f"{inst.name}: the DNO's cap at t={t + 1} is {inst.cap_mw[t]:.4f} MW, below the most the plugged-in "
                 f"fleet can export ({lo[t]:.4f} MW): Eqs. (56)-(57) cannot hold")
+    # Energy over the day: sum_t f_{t,n} dt >= road / eta_chg (SoC ends where it starts; any
+    # discharge only adds losses), and f_{t,n} <= cap (Eq. 57 or 30).
+    cap_trade = inst.cap_mw - inst.psys_mw if inst.cap_includes_system_load else inst.cap_mw
+    room = (np.minimum(_fleet_bounds(inst, opt)[1], cap_trade[None, :]) * inst.dt_h).sum(axis=1)  # (N,) MWh
+    need = (inst.weight_evs[None, :, None] * road).sum(axis=(1, 2)) / opt.charge_efficiency / 1000.0
+    short = need - room
+    if np.any(short > 1e-9):
+        n = int(np.argmax(short))
+        raise InstanceError(
+            f"{inst.name}: in scenario n={n + 1} the fleet must draw at least {need[n]:.3f} MWh over the day "
+            f"(its road energy {need[n] * opt.charge_efficiency:.3f} MWh / eta_chg), but the "
+            f"{'capacity constraint' if inst.cap_includes_system_load else 'DNO caps (Eq. 57)'} and the chargers "
+            f"admit at most {room[n]:.3f} MWh while its vehicles are plugged in: {short[n]:.3f} MWh short")
+
+
+def _soft_caps(inst: DevcmInstance, opt: DevcmOptions) -> bool:
+    """Whether the DNO's caps (Eqs. 56-57) are soft for this instance: asked for, and the instance capped."""
+    return opt.cap_excess_cost_usd_per_mwh is not None and not inst.cap_includes_system_load
 
 
 def merge_identical_vehicles(inst: DevcmInstance) -> DevcmInstance:
@@ -325,7 +366,7 @@ def _reachable(inst: DevcmInstance, base_mw: float, lo_mw: float, hi_mw: float) 
 # --------------------------------------------------------------------------
 
 
-def build_devcm(inst: DevcmInstance, options: DevcmOptions | None = None) -> pyo.ConcreteModel:
+def build_devcm(inst: DevcmInstance, options: DevcmOptions | None = None, *, prices: bool = True) -> pyo.ConcreteModel:
     """Build one aggregator's DEVCM as a Pyomo MILP (Eqs. 5-21 and 29-30 or 56-57; pricing per ``options``).
 
     Parameters
@@ -334,6 +375,9 @@ def build_devcm(inst: DevcmInstance, options: DevcmOptions | None = None) -> pyo
         The aggregator's data; checked with :func:`check_instance` first.
     options : DevcmOptions, optional
         Battery data and the readings chosen; defaults as in the paper and the authors' inputs.
+    prices : bool
+        Build the market (Eqs. 6-8, 22-42); without it the market cost is 0 and only the physics
+        and the caps remain (what is feasible does not depend on the prices).
 
     Returns
     -------
@@ -411,6 +455,10 @@ def build_devcm(inst: DevcmInstance, options: DevcmOptions | None = None) -> pyo
         cap_trade = inst.cap_mw - inst.psys_mw  # Eqs. (29)-(30): P^EM + P^Sys <= P^SYScap
     else:
         cap_trade = inst.cap_mw.copy()  # Eqs. (56)-(57): P^EM <= P^EM_cap
+    soft = _soft_caps(inst, opt)
+    if soft:  # the caps become constraints with a penalised excess s_t below; the bounds stay physical
+        excess_hi = np.maximum(np.maximum(f_hi.max(axis=0), f_hi.mean(axis=0)) - cap_trade, 0.0)
+        cap_trade = np.full_like(cap_trade, np.inf)
     f_hi = np.minimum(f_hi, cap_trade[None, :])
     if np.any(f_hi < f_lo - 1e-9):
         n, t = np.argwhere(f_hi < f_lo - 1e-9)[0]
@@ -434,7 +482,20 @@ def build_devcm(inst: DevcmInstance, options: DevcmOptions | None = None) -> pyo
                                   doc="Eq. (12): DA trade = fleet draw + P^+ - P^-")
     m.eq_rt_zero = pyo.Constraint(T, rule=lambda mm, t: sum(mm.d_rt[n, t] for n in N) == 0,
                                   doc="Eq. (11): RT imbalances sum to zero")
-    # Eqs. (29)-(30) / (56)-(57) are in the bounds of p_em and f (the RT load is psys + f).
+    # Eqs. (29)-(30) / (56)-(57) are in the bounds of p_em and f (the RT load is psys + f), or, with
+    # soft caps, constraints with the excess s_t priced at cap_excess_cost_usd_per_mwh.
+    if soft:
+        cap = inst.cap_mw
+        m.cap_excess = pyo.Var(T, bounds=lambda mm, t: (0.0, float(excess_hi[t])), doc="s_t, excess over the cap (MW)")
+        m.ineq_cap_da = pyo.Constraint(T, rule=lambda mm, t: mm.p_em[t] <= float(cap[t]) + mm.cap_excess[t],
+                                       doc="Eq. (56) with the penalised excess")
+        m.ineq_cap_rt = pyo.Constraint(N, T, rule=lambda mm, n, t: mm.f[n, t] <= float(cap[t]) + mm.cap_excess[t],
+                                       doc="Eq. (57) with the penalised excess (the RT load is f)")
+        m.cap_excess_cost = pyo.Expression(
+            expr=float(opt.cap_excess_cost_usd_per_mwh * inst.dt_h) * sum(m.cap_excess[t] for t in T),
+            doc="Penalty on the excess over the DNO's caps, US$")
+    else:
+        m.cap_excess_cost = pyo.Expression(expr=0.0, doc="No excess over the caps (hard or none)")
 
     # ---- degradation (Eq. 9) -------------------------------------------------------------
     deg_cost = inst.degradation_usd_per_kwh
@@ -442,7 +503,9 @@ def build_devcm(inst: DevcmInstance, options: DevcmOptions | None = None) -> pyo
                                          for (n, v, t) in plugged_idx), doc="Eq. (9), US$")
 
     # ---- prices ------------------------------------------------------------------------
-    if opt.pricing == "corrected" and opt.rt_steps != "free":
+    if not prices:
+        m.market_cost = pyo.Expression(expr=0.0, doc="No market: the physics and the caps only")
+    elif opt.pricing == "corrected" and opt.rt_steps != "free":
         _price_da_only(m, inst, p_lo, p_hi, f_lo, f_hi, to_usd, same_step=opt.rt_steps == "same_as_da")
     elif opt.pricing == "corrected":
         _price_hull(m, inst, p_lo, p_hi, f_lo, f_hi, to_usd)
@@ -450,8 +513,8 @@ def build_devcm(inst: DevcmInstance, options: DevcmOptions | None = None) -> pyo
         _price_authors_choice(m, inst, p_lo, p_hi, f_lo, f_hi, fleet_kw, to_usd)
     else:
         _price_authors(m, inst, p_lo, p_hi, f_lo, f_hi, fleet_kw, to_usd)
-    m.cost = pyo.Objective(expr=m.market_cost + m.bat_cost, sense=pyo.minimize,
-                           doc="Eq. (5): DA cost - RT revenue + RT cost + degradation (US$)")
+    m.cost = pyo.Objective(expr=m.market_cost + m.bat_cost + m.cap_excess_cost, sense=pyo.minimize,
+                           doc="Eq. (5): DA cost - RT revenue + RT cost + degradation (US$), plus any cap excess")
     return m
 
 
@@ -742,6 +805,7 @@ class DevcmResult:
     battery_usd: float | None
     relaxation_usd: float | None = None
     schedule: str = "model"
+    cap_excess_mwh: float = 0.0
 
     @property
     def daily_energy_mwh(self) -> float:
@@ -756,6 +820,7 @@ class DevcmResult:
         d["daily_energy_mwh"] = self.daily_energy_mwh
         d["import_mwh"] = float(self.p_em_mw.clip(min=0).sum() * 0.5)
         d["export_mwh"] = float(-self.p_em_mw.clip(max=0).sum() * 0.5)
+        d["cap_excess_mwh"] = self.cap_excess_mwh
         return d
 
 
@@ -846,7 +911,7 @@ def solve_devcm(
             # The relaxation's schedule is a schedule of the model too (only its pricing is relaxed):
             # priced exactly, it is often cheaper than the restriction's, whose RT loads are held.
             exact = _exact_market_usd(low_model)
-            cost = exact + pyo.value(low_model.bat_cost)
+            cost = exact + pyo.value(low_model.bat_cost) + pyo.value(low_model.cap_excess_cost)
             if obj is None or cost < obj:
                 obj, market, model, schedule = cost, exact, low_model, "relaxation"
         except NoIncumbentError as err:
@@ -868,8 +933,36 @@ def solve_devcm(
         solve_s=time.perf_counter() - tick - build_s, n_vehicles=inst.n_vehicles,
         n_vehicles_merged=model.instance.n_vehicles, p_em_mw=p, market_usd=market,
         battery_usd=pyo.value(model.bat_cost), relaxation_usd=relax, schedule=schedule if bounded else "model",
-        **_size(model))
+        cap_excess_mwh=_cap_excess_mwh(model), **_size(model))
     return result, model
+
+
+def least_cap_excess(inst: DevcmInstance, options: DevcmOptions | None = None) -> np.ndarray:
+    """The least excess over the DNO's caps with which the capped aggregator is feasible (MW per period).
+
+    Solves the LP that minimises sum_t s_t subject to the model's constraints with soft caps
+    (Eqs. 56-57 as P^EM_t <= cap_t + s_t and f_{t,n} <= cap_t + s_t), built without the market:
+    the prices do not restrict what is feasible. ``cap_mw + least_cap_excess(...)`` are caps under which
+    the hard model is feasible: a DNO raising its caps by the least energy its aggregator needs.
+    Zero where the hard caps are feasible. Raises ``InfeasibleModelError`` if no cap makes it
+    feasible (the vehicles' own SoC limits), and ``ValueError`` for an uncapped instance.
+    """
+    if inst.cap_includes_system_load:
+        raise ValueError(f"{inst.name}: not a capped instance (Eqs. 29-30, the system capacity)")
+    opt = (options or DevcmOptions()).model_copy(update={"cap_excess_cost_usd_per_mwh": 1.0})
+    model = build_devcm(inst, opt, prices=False)  # an LP: no price binaries at all
+    model.cost.deactivate()
+    model.least_excess = pyo.Objective(expr=sum(model.cap_excess[t] for t in model.cap_excess), sense=pyo.minimize)
+    solve(model, "highs")
+    s = np.array([pyo.value(model.cap_excess[t]) for t in range(inst.n_periods)])
+    return np.where(s > 1e-7, s + 1e-6, 0.0)  # a hair above the LP's, for the MILP's tolerances
+
+
+def _cap_excess_mwh(model: pyo.ConcreteModel) -> float:
+    """Energy above the DNO's caps, sum_t s_t dt (MWh): 0 unless the caps are soft."""
+    if not hasattr(model, "cap_excess"):
+        return 0.0
+    return float(sum(pyo.value(model.cap_excess[t]) for t in model.cap_excess) * model.instance.dt_h)
 
 
 def _exact_market_usd(model: pyo.ConcreteModel) -> float:

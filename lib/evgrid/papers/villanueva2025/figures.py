@@ -53,6 +53,7 @@ __all__ = [
     "PROFILE_LABELS",
     "plot_bus_counts",
     "plot_caps",
+    "plot_caps_response",
     "plot_daily_energy",
     "plot_feeder_voltages",
     "plot_gaps",
@@ -809,6 +810,60 @@ def plot_caps(caps: pd.DataFrame) -> Figure:
     right.legend(fontsize=7, loc="best")
     right.grid(alpha=0.3)
     fig.suptitle("The DNO's caps on the EV load per bus (Eqs. 54-55, Fig. 7b)")
+    return fig
+
+
+def plot_caps_response(profiles: pd.DataFrame, caps: pd.DataFrame, title: str = "") -> Figure:
+    """Fig. 8: each aggregator's traded power P^EM_{k,t} under its cap P^EM_cap,k,t (Eqs. 56-57), one panel per bus.
+
+    Parameters
+    ----------
+    profiles : DataFrame
+        Capped runs' profiles: ``sample`` (min/max), ``bus``, ``t`` (1-48), ``p_em_mw`` (MW; NaN
+        for a run without a schedule, drawn as absent and named in the panel).
+    caps : DataFrame
+        ``caps.csv``: ``t``, ``bus``, ``cap_mw``.
+    title : str
+        Figure title; a default names the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per load bus: the cap (black steps, with the zero line) and the min- and max-sample
+        P^EM (MW) over the clock day.
+    """
+    buses = sorted(caps["bus"].astype(int).unique())
+    n_col = 4
+    n_row = int(np.ceil(len(buses) / n_col))
+    fig, axes = plt.subplots(n_row, n_col, figsize=(13, 2.6 * n_row), layout="constrained", sharex=True)
+    axes = np.atleast_1d(axes).ravel()
+    colors = {"min": "C0", "max": "C3"}
+    for ax, bus in zip(axes, buses, strict=False):
+        cap = caps[caps["bus"] == bus].set_index("t")["cap_mw"].reindex(range(1, 49)).to_numpy(float)
+        ax.stairs(cap, _PERIOD_EDGES_H, baseline=None, color="k", lw=1.4, label="cap")
+        ax.axhline(0, color="0.5", lw=0.6)
+        missing = []
+        for sample in SAMPLES:
+            rows = profiles[(profiles["bus"] == bus) & (profiles["sample"] == sample)]
+            values = rows.set_index("t")["p_em_mw"].reindex(range(1, 49)).to_numpy(float)
+            if rows.empty or not np.isfinite(values).any():
+                missing.append(sample)
+                continue
+            ax.stairs(values, _PERIOD_EDGES_H, baseline=None, color=colors[sample], lw=1.1,
+                      label=f"P^EM, {sample} sample")
+        if missing:
+            ax.text(0.02, 0.95, f"no schedule: {', '.join(missing)}", transform=ax.transAxes, fontsize=7,
+                    va="top", color="C3")
+        ax.set_title(f"bus {bus}", fontsize=9)
+        _hour_ticks(ax, 24, 6)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(_CLOCK_LABEL, fontsize=8)
+        ax.set_ylabel("power (MW)", fontsize=8)
+    for ax in axes[len(buses):]:
+        fig.delaxes(ax)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8)
+    fig.suptitle(title or "Each aggregator's traded power within its cap (Eqs. 56-57, Fig. 8)")
     return fig
 
 

@@ -43,7 +43,7 @@ checks); :func:`text_values` gives the OPF numbers quoted in the paper's text.
 
 CLI::
 
-    python -m evgrid.papers.villanueva2025.opf_study [--params params.yaml] [--no-progress]
+    python -m evgrid.papers.villanueva2025.opf_study [--params params.yaml] [--no-progress] [--caps-only | --no-caps]
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ _NSP_BUS_COLUMNS = {"Table 3": ("Sc3",), "Table 5": ("Sc3-CR",)}
 #: Decimals kept for powers and energies (MW, Mvar, MWh) and voltages (p.u.) before the significant digits.
 _DECIMALS = 6
 #: Where each profile set's files lie under the results folder, and the scenarios each can hold.
-_PROFILE_FILES = {"authors_resolved": ("authors_runs", SCENARIOS), "own": ("own_runs", ("Sc1", "Sc2", "Sc3"))}
+_PROFILE_FILES = {"authors_resolved": ("authors_runs", SCENARIOS), "own": ("own_runs", SCENARIOS)}
 _PRICING = "corrected"
 
 
@@ -182,7 +182,8 @@ def read_profile_set(results_dir: str | Path, profiles: str) -> tuple[list[Study
     """The cases of one profile set the stages wrote (``authors_resolved`` or ``own``), corrected pricing.
 
     Reads ``<results_dir>/authors_runs/<scenario>_profiles.csv`` (Sc1, Sc2, Sc3, Sc3-CR) or
-    ``<results_dir>/own_runs/Sc<n>_profiles.csv`` (Sc1-Sc3) where they exist (columns
+    ``<results_dir>/own_runs/<scenario>_profiles.csv`` (Sc1, Sc2, Sc3, and Sc3-CR under the cap OPF's
+    caps) where they exist (columns
     ``scenario, sample, bus, pricing, t, p_em_mw``).
 
     Returns
@@ -328,8 +329,12 @@ def _print(metrics: pd.DataFrame, caps: pd.DataFrame | None, skipped: Sequence[s
 def run_study(params_file: str = "params.yaml", *, progress: bool = True,
               parallel: ParallelOptions | Mapping[str, Any] | None = None,
               cases: Sequence[StudyCase] | None = None, options: opf.OpfOptions | None = None,
-              load_factor: Sequence[float] | None = None, caps: bool = True) -> dict[str, pd.DataFrame]:
+              load_factor: Sequence[float] | None = None, caps: bool = True,
+              days: bool = True) -> dict[str, pd.DataFrame]:
     """Solve the study's days and the caps; write ``days.csv``, ``metrics.csv``, ``caps.csv``.
+
+    The pipeline runs the caps alone first (``days=False``: the capped DEVCM runs read them),
+    then the days (``caps=False``), so that each stage writes only its own files.
 
     Parameters
     ----------
@@ -347,11 +352,13 @@ def run_study(params_file: str = "params.yaml", *, progress: bool = True,
         LF_t of every day; default the dataset's (:func:`opf.read_load_factor`).
     caps : bool
         Solve the cap OPF and write ``caps.csv``.
+    days : bool
+        Solve the days and write ``days.csv`` and ``metrics.csv``.
 
     Returns
     -------
     dict of str to pandas.DataFrame
-        ``days``, ``metrics`` and (with ``caps``) ``caps``, as written.
+        ``days`` and ``metrics`` (with ``days``) and ``caps`` (with ``caps``), as written.
 
     Raises
     ------
@@ -359,9 +366,13 @@ def run_study(params_file: str = "params.yaml", *, progress: bool = True,
         If a solve raised; nothing is written then.
     """
     params = load_section("villanueva2025", params_file)
+    if not (days or caps):
+        raise ValueError("run_study: nothing to solve (days=False and caps=False)")
     options = options or opf.OpfOptions()
     skipped: list[str] = []
-    if cases is None:
+    if not days:
+        cases = []
+    elif cases is None:
         cases, skipped = study_cases(repo_path(params.results_dir))
     cases = list(cases)
     labels = [case.label for case in cases]
@@ -374,11 +385,12 @@ def run_study(params_file: str = "params.yaml", *, progress: bool = True,
     tick = time.perf_counter()
     results = map_tasks(solve_task, tasks, options=load_parallel(params_file) if parallel is None else parallel,
                         desc="CEVCM OPF days", progress=progress)
-    days = results[:len(cases)]
-    out = {"days": days_table(cases, days), "metrics": metrics_table(cases, days)}
+    solved = results[:len(cases)]
+    out = {"days": days_table(cases, solved), "metrics": metrics_table(cases, solved)} if days else {}
     if caps:
         out["caps"] = caps_table(results[-1], opf.authors_caps())
-    _print(out["metrics"], out.get("caps"), skipped, time.perf_counter() - tick)
+    _print(out.get("metrics", pd.DataFrame(columns=METRICS_COLUMNS)), out.get("caps"), skipped,
+           time.perf_counter() - tick)
     folder = output_path(params.results_dir, "opf")
     for name, table in out.items():
         write_csv(table, folder / f"{name}.csv")
@@ -646,8 +658,11 @@ def main(argv: list[str] | None = None) -> int:
                                      "DNO's caps; write days.csv, metrics.csv and caps.csv.")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--no-progress", action="store_true")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--caps-only", action="store_true", help="only the cap OPF: caps.csv")
+    only.add_argument("--no-caps", action="store_true", help="only the days: days.csv and metrics.csv")
     args = parser.parse_args(argv)
-    run_study(args.params, progress=not args.no_progress)
+    run_study(args.params, progress=not args.no_progress, caps=not args.no_caps, days=not args.caps_only)
     return 0
 
 

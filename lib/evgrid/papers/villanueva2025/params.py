@@ -29,6 +29,10 @@ class RunOptions(Section):
     authors_time_limit_s: float = Field(
         60.0, gt=0, le=86_400, description="Per-run limit, the authors' pricing (s; its optimum is a money pump)")
     mip_gap: float = Field(0.003, ge=0, le=1, description="Each MILP's own relative stopping gap")
+    raise_infeasible_caps: bool = Field(
+        True, description="A capped run that its hard caps make infeasible is solved again under caps raised by the "
+        "least excess that makes it feasible (devcm.least_cap_excess; the authors gave their one such run, capped "
+        "bus-12 max, a penalised cap slack); False: reported infeasible")
 
 
 class Villanueva2025Params(Section):

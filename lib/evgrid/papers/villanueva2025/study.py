@@ -6,7 +6,9 @@ Two sets of runs, each one MILP per load bus and Monte Carlo sample:
   CPLEX (``data/villanueva2025/authors_runs``), solved in the corrected model and in the authors'
   one-sided pricing, each beside the authors' own solver outcome;
 * **our own study** (:func:`run_own`): this compendium's Monte Carlo (``mcs.py``) for the three
-  scenarios, min and max sample, 11 buses, corrected model.
+  scenarios, min and max sample, 11 buses, corrected model; and scenario 3 again under the DNO's
+  caps that the cap OPF computed (``capped=True``, Eqs. 56-57, written as ``Sc3-CR``), the
+  coordinated scenario of Table 4.
 
 Each scenario is one DVC stage; its tasks (one per run and pricing) go through
 :func:`evgrid.core.parallel.map_tasks`. Two files per stage, both under ``results_dir``:
@@ -28,12 +30,14 @@ CLI::
 
     python -m evgrid.papers.villanueva2025.study authors Sc1
     python -m evgrid.papers.villanueva2025.study own 1
+    python -m evgrid.papers.villanueva2025.study own 3-CR   # needs <results_dir>/opf/caps.csv
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -43,11 +47,12 @@ from evgrid.core.config import load_section
 from evgrid.core.outputs import write_csv
 from evgrid.core.parallel import ParallelOptions, load_parallel, map_tasks
 from evgrid.core.paths import output_path
+from evgrid.core.solvers import InfeasibleModelError
 from evgrid.papers.villanueva2025 import authors
-from evgrid.papers.villanueva2025.devcm import DevcmOptions, solve_devcm
-from evgrid.papers.villanueva2025.instance import DevcmInstance
+from evgrid.papers.villanueva2025.devcm import DevcmOptions, least_cap_excess, solve_devcm
+from evgrid.papers.villanueva2025.instance import DevcmInstance, InstanceError
 
-__all__ = ["BALANCE_COLUMNS", "RUN_COLUMNS", "balance_row", "instance_from_mcs", "run_authors", "run_own",
+__all__ = ["BALANCE_COLUMNS", "RUN_COLUMNS", "balance_row", "instance_from_mcs", "read_caps", "run_authors", "run_own",
            "solve_task", "system_data"]
 
 #: The energy-balance check of every solved run (:func:`~evgrid.papers.villanueva2025.devcm.energy_balance`):
@@ -60,7 +65,7 @@ BALANCE_TOL = 1e-4
 #: Columns of ``<scenario>_runs.csv`` (authors' runs add the ``authors_*`` columns).
 RUN_COLUMNS = ["run", "scenario", "sample", "bus", "pricing", "method", "status", "objective_usd", "bound_usd",
                "rel_gap", "abs_gap_usd", "relaxation_usd", "schedule", "market_usd", "battery_usd",
-               "daily_energy_mwh", "import_mwh", "export_mwh", "n_vehicles", "n_vehicles_merged", "n_binaries",
+               "daily_energy_mwh", "import_mwh", "export_mwh", "cap_excess_mwh", "n_vehicles", "n_vehicles_merged", "n_binaries",
                "n_variables", "n_constraints", *BALANCE_COLUMNS.values(), "balance_ok"]
 
 
@@ -103,8 +108,12 @@ def solve_task(task: dict[str, Any]) -> list[dict[str, Any]]:
 
     The corrected model is solved first; its schedule, feasible in the authors' one-sided pricing
     too, is offered to that solve as a first incumbent. Returns one ``{"row", "p_em_mw"}`` per
-    pricing. A pricing that fails is returned as failed, with its reason, and NaN traded power:
-    one failed solve must not lose the others.
+    pricing. A capped run that its hard caps make infeasible (refused before building, or proven
+    by HiGHS) is solved again, when ``task["raise_infeasible_caps"]``, under caps raised by the least
+    excess that makes it feasible (:func:`~evgrid.papers.villanueva2025.devcm.least_cap_excess`):
+    its status then starts with ``raised caps`` and says why, and ``cap_excess_mwh`` is the energy
+    the caps were raised by. A pricing that still fails is returned as failed, with its reason, and NaN
+    traded power: one failed solve must not lose the others.
     """
     from evgrid.papers.villanueva2025.devcm import energy_balance, solution_arrays
 
@@ -113,9 +122,20 @@ def solve_task(task: dict[str, Any]) -> list[dict[str, Any]]:
     for pricing in task["pricings"]:
         opt = DevcmOptions(**{**task["devcm"], "pricing": pricing})
         tick = time.perf_counter()
+        soft_reason = None
         try:
-            res, model = solve_devcm(inst, opt, time_limit_s=task["time_limit_s"][pricing], mip_gap=task["mip_gap"],
-                                     threads=1, start=None if pricing == "corrected" else start)
+            try:
+                res, model = solve_devcm(inst, opt, time_limit_s=task["time_limit_s"][pricing],
+                                         mip_gap=task["mip_gap"], threads=1,
+                                         start=None if pricing == "corrected" else start)
+            except (InstanceError, InfeasibleModelError) as exc:
+                if inst.cap_includes_system_load or not task.get("raise_infeasible_caps"):
+                    raise
+                soft_reason = str(exc).split(": ", 1)[-1]
+                excess = least_cap_excess(inst, opt)
+                raised = replace(inst, cap_mw=inst.cap_mw + excess)
+                left = max(task["time_limit_s"][pricing] - (time.perf_counter() - tick), 30.0)
+                res, model = solve_devcm(raised, opt, time_limit_s=left, mip_gap=task["mip_gap"], threads=1)
         except Exception as exc:
             row = {k: np.nan for k in RUN_COLUMNS if k not in ("run", "scenario", "sample", "bus")}
             row.update(pricing=pricing, status=f"failed: {type(exc).__name__}: {exc}"[:300],
@@ -125,6 +145,9 @@ def solve_task(task: dict[str, Any]) -> list[dict[str, Any]]:
         if pricing == "corrected":
             start = solution_arrays(model)
         row = res.row()
+        if soft_reason is not None:
+            row["status"] = f"raised caps ({soft_reason})"[:300]
+            row["cap_excess_mwh"] = float(excess.sum() * inst.dt_h)
         row.update(balance_row(energy_balance(model)))
         for key in ("name", "build_s", "solve_s"):  # tracked result files hold no timings
             row.pop(key, None)
@@ -198,7 +221,8 @@ def run_authors(scenario: str, params_file: str = "params.yaml", *, progress: bo
     tasks, meta = [], []
     for run in ids:
         tasks.append({"run": run, "devcm": params.devcm.model_dump(), "pricings": pricings,
-                      "time_limit_s": limits, "mip_gap": params.authors_runs.mip_gap})
+                      "time_limit_s": limits, "mip_gap": params.authors_runs.mip_gap,
+                      "raise_infeasible_caps": params.authors_runs.raise_infeasible_caps})
         out = authors.authors_outcome(run)
         info = authors.read_runs().loc[run]
         meta.append({"run": run, "scenario": scenario, "sample": info["sample"], "bus": int(info["bus"]),
@@ -210,28 +234,64 @@ def run_authors(scenario: str, params_file: str = "params.yaml", *, progress: bo
                             progress=progress, parallel=parallel)
 
 
+def read_caps(results_dir: str) -> dict[int, np.ndarray]:
+    """The DNO's caps P^EM_cap,k,t (MW) by load bus, from the cap OPF's ``<results_dir>/opf/caps.csv``.
+
+    Raises ``FileNotFoundError`` (run the caps stage first) or ``ValueError`` naming what is missing:
+    a load bus without caps, a period missing, or a cap that is not finite.
+    """
+    path = output_path(results_dir, "opf") / "caps.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the DNO's caps are not there; run the cap OPF first "
+                                "(python -m evgrid.papers.villanueva2025.opf_study --caps-only)")
+    caps = pd.read_csv(path)
+    out = {}
+    for bus in authors.LOAD_BUSES:
+        rows = caps[caps["bus"] == bus].sort_values("t")
+        if rows["t"].tolist() != list(range(1, 49)):
+            raise ValueError(f"{path}: bus {bus} has caps for periods {rows['t'].tolist()}, expected 1..48")
+        cap = rows["cap_mw"].to_numpy(float)
+        if not np.isfinite(cap).all():
+            raise ValueError(f"{path}: bus {bus} has a cap that is not finite (a failed cap OPF period)")
+        out[bus] = cap
+    extra = sorted(set(caps["bus"]) - set(authors.LOAD_BUSES))
+    if extra:
+        raise ValueError(f"{path}: caps for buses {extra}, which carry no load; load buses are {authors.LOAD_BUSES}")
+    return out
+
+
 def run_own(scenario: int, params_file: str = "params.yaml", *, progress: bool = True,
-            parallel: ParallelOptions | None = None) -> pd.DataFrame:
-    """Solve our own Monte Carlo's runs of ``scenario`` (1-3): min and max sample, every load bus, corrected."""
+            parallel: ParallelOptions | None = None, capped: bool = False) -> pd.DataFrame:
+    """Solve our own Monte Carlo's runs of ``scenario`` (1-3): min and max sample, every load bus, corrected.
+
+    With ``capped``, each aggregator's trade is held under its bus's cap from the cap OPF
+    (:func:`read_caps`) by Eqs. (56)-(57) instead of the system capacity (29)-(30); the runs are
+    written as scenario ``Sc<n>-CR``.
+    """
     from evgrid.papers.villanueva2025.mcs import rt_redraws, simulate_scenario
 
     params = load_section("villanueva2025", params_file)
+    caps = read_caps(params.results_dir) if capped else None  # before any simulation: fail fast
     sc = simulate_scenario(params.mcs, scenario)
     sysd = system_data()
+    label = f"Sc{scenario}-CR" if capped else f"Sc{scenario}"
     tasks, meta = [], []
     for sample in ("min", "max"):
         red = rt_redraws(sc, sample, seed=params.mcs.seed)
         for bus in authors.LOAD_BUSES:
             at = red.at_bus(bus)
-            name = f"Sc{scenario}_{sample}_bus{bus:02d}"
+            name = f"{label}_{sample}_bus{bus:02d}"
             inst = instance_from_mcs(at, name=name, bus=bus, seed=params.mcs.seed + 1000 * scenario + bus
                                      + (0 if sample == "min" else 500), system=sysd)
+            if caps is not None:  # the same vehicles and draws as the uncapped run, under the bus's cap
+                inst = replace(inst, cap_mw=caps[bus], cap_includes_system_load=False).validate()
             tasks.append({"instance": inst, "devcm": params.devcm.model_dump(), "pricings": ["corrected"],
                           "time_limit_s": {"corrected": params.authors_runs.time_limit_s},
-                          "mip_gap": params.authors_runs.mip_gap})
-            meta.append({"run": name, "scenario": f"Sc{scenario}", "sample": sample, "bus": bus,
+                          "mip_gap": params.authors_runs.mip_gap,
+                          "raise_infeasible_caps": params.authors_runs.raise_infeasible_caps})
+            meta.append({"run": name, "scenario": label, "sample": sample, "bus": bus,
                          "mcs_sample_index": int(sc.chosen(sample)[0]) + 1})
-    return _solve_and_write(tasks, meta, params.results_dir, "own_runs", f"Sc{scenario}", params_file,
+    return _solve_and_write(tasks, meta, params.results_dir, "own_runs", label, params_file,
                             progress=progress, parallel=parallel)
 
 
@@ -239,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evgrid.papers.villanueva2025.study",
                                      description="Solve the DEVCM runs of one scenario and write their results.")
     parser.add_argument("which", choices=["authors", "own"])
-    parser.add_argument("scenario", help="Sc1, Sc2, Sc3 or Sc3-CR (authors); 1, 2 or 3 (own)")
+    parser.add_argument("scenario", help="Sc1, Sc2, Sc3 or Sc3-CR (authors); 1, 2, 3 or 3-CR (own; 3-CR under "
+                        "the cap OPF's caps)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -248,9 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"scenario {args.scenario!r}: allowed {', '.join(authors.SCENARIOS)}")
         run_authors(args.scenario, args.params, progress=not args.no_progress)
     else:
-        if args.scenario not in ("1", "2", "3"):
-            parser.error(f"scenario {args.scenario!r}: allowed 1, 2, 3")
-        run_own(int(args.scenario), args.params, progress=not args.no_progress)
+        if args.scenario not in ("1", "2", "3", "3-CR"):
+            parser.error(f"scenario {args.scenario!r}: allowed 1, 2, 3, 3-CR")
+        run_own(int(args.scenario[0]), args.params, progress=not args.no_progress,
+                capped=args.scenario.endswith("-CR"))
     return 0
 
 
