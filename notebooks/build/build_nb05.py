@@ -428,9 +428,11 @@ own_runs = pd.concat([pd.read_csv(path) for path in (repo_path(params.results_di
 no_schedule = own_runs[own_runs["objective_usd"].isna()]
 for _, r in no_schedule.iterrows():
     print(f"no schedule: {r['run']}: {str(r['status']).split(': ', 2)[-1]}")
-coordination = metrics[(metrics["profiles"] == "own") & metrics["scenario"].isin(["Sc3", "Sc3-CR"])]
+# Our chain (own), and beside it the authors' inputs re-solved (Sc3 and Sc3-CR are two different Monte
+# Carlo draws there, Sc3-CR under the authors' caps): without coordination against with the caps.
+coordination = metrics[metrics["profiles"].isin(["own", "authors_resolved"]) & metrics["scenario"].isin(["Sc3", "Sc3-CR"])]
 coordination = pd.concat([metrics[metrics["profiles"] == "none"].assign(scenario="no EVs"), coordination])
-coordination = coordination.set_index(["scenario", "sample"])[list(columns)].rename(columns=columns)
+coordination = coordination.set_index(["profiles", "scenario", "sample"])[list(columns)].rename(columns=columns)
 rounded(coordination, 3)
 """),
     code(r"""
