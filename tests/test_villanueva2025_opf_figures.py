@@ -166,9 +166,9 @@ def test_caps_response_one_panel_per_bus_with_the_cap_and_both_samples():
         assert ax.get_title() == f"bus {bus}"
         drawn = {p.get_label(): p.get_data()[0] for p in steps(ax)}
         assert drawn["cap"] == pytest.approx(np.full(48, 1.0 + k))
-        assert drawn["P^EM, min sample"] == pytest.approx(np.full(48, 0.5 * (1.0 + k)))
+        assert drawn[r"$P^{\mathrm{EM}}$, min sample"] == pytest.approx(np.full(48, 0.5 * (1.0 + k)))
         if bus == 12:  # no schedule: not drawn, and said so
-            assert "P^EM, max sample" not in drawn
+            assert r"$P^{\mathrm{EM}}$, max sample" not in drawn
             assert any("no schedule: max" in t.get_text() for t in ax.texts)
         else:
-            assert drawn["P^EM, max sample"] == pytest.approx(np.full(48, 0.9 * (1.0 + k)))
+            assert drawn[r"$P^{\mathrm{EM}}$, max sample"] == pytest.approx(np.full(48, 0.9 * (1.0 + k)))

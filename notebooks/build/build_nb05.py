@@ -453,9 +453,11 @@ save_figure(fig, fig_dir / "05_fig8_caps_response.png")
 """),
     md(r"""
 **Fig. 8** shows every aggregator's traded power under its cap over the day, for the minimum and the
-maximum sample. Where the cap sits at its floor (buses 3, 10, 13 and 14 all day), the aggregator
-charges right up to it through the night and sells back at the evening peak; where the cap leaves
-room, the schedule is that of the uncapped run.
+maximum sample. Where the cap sits at its 2.5 % floor all day (buses 10, 13 and 14; bus 3's floor is
+1.9 MW), the aggregator rides it through most of the day and sells back only in the evening; the
+maximum sample at buses 13 and 14 needs more than its caps admit and rises above them in the morning
+(its caps raised by the least excess, 0.18 and 1.42 MWh). Where the caps leave room (buses 2, 4, 5, 6,
+9 at night) the schedules are those of the uncapped runs: buy at night, sell at the evening peak.
 """),
     md(r"""
 ## 7. Figures

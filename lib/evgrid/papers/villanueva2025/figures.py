@@ -850,7 +850,7 @@ def plot_caps_response(profiles: pd.DataFrame, caps: pd.DataFrame, title: str = 
                 missing.append(sample)
                 continue
             ax.stairs(values, _PERIOD_EDGES_H, baseline=None, color=colors[sample], lw=1.1,
-                      label=f"P^EM, {sample} sample")
+                      label=rf"$P^{{\mathrm{{EM}}}}$, {sample} sample")
         if missing:
             ax.text(0.02, 0.95, f"no schedule: {', '.join(missing)}", transform=ax.transAxes, fontsize=7,
                     va="top", color="C3")
