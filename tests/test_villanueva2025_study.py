@@ -155,7 +155,7 @@ def test_the_cli_runs_the_capped_scenario(monkeypatch):
 
 
 def test_the_authors_road_energy_is_the_weighted_road_energy_of_their_instances():
-    table = report.authors_road_energy().set_index("run")
+    table = authors.authors_road_energy().set_index("run")
     assert len(table) == 88
     for run in ("Sc1_min_bus02", "Sc3-CR_max_bus12"):
         inst = authors.load_run(run)

@@ -273,7 +273,7 @@ side = pd.DataFrame({
     "corrected gap": cor["rel_gap"], "one-sided": aut["objective_usd"], "one-sided bound": aut["bound_usd"],
     "one-sided gap": aut["rel_gap"], "MWh corrected": cor["daily_energy_mwh"],
     "MWh one-sided": aut["daily_energy_mwh"], "MWh authors": cor["authors_daily_energy_mwh"],
-    "MWh road (whole day)": report.authors_road_energy().set_index("run")["road_energy_mwh"]})
+    "MWh road (whole day)": authors.authors_road_energy().set_index("run")["road_energy_mwh"]})
 with pd.option_context("display.max_rows", 100):
     display(rounded(side, 3))
 """),
@@ -367,7 +367,7 @@ vehicle's driving once, half at each of its two buses; their inputs carry the on
 `Rtotal` = R/2 that such an accounting uses.
 """),
     code(r"""
-road = report.authors_road_energy().set_index("run")["road_energy_mwh"].reindex(cor.index)
+road = authors.authors_road_energy().set_index("run")["road_energy_mwh"].reindex(cor.index)
 eta = params.devcm.charge_efficiency
 floor = pd.DataFrame({"scenario": cor["scenario"], "authors' MWh": cor["authors_daily_energy_mwh"],
                       "half": cor["authors_daily_energy_mwh"] / (0.5 * road / eta),

@@ -35,6 +35,7 @@ __all__ = [
     "SCENARIOS",
     "authors_daily_energy",
     "authors_outcome",
+    "authors_road_energy",
     "authors_pem_mw",
     "load_run",
     "read_pem_profiles",
@@ -486,6 +487,25 @@ def authors_pem_mw(run_id: str) -> np.ndarray:
     if not np.array_equal(rows["t"].to_numpy(), np.arange(1, N_PERIODS + 1)):
         raise ValueError(f"{run}: pem_profiles.csv does not hold t = 1..{N_PERIODS} once each")
     return rows["pem_mw"].to_numpy(dtype=float).copy()
+
+
+def authors_road_energy() -> pd.DataFrame:
+    """The road energy of each run: sum_v w_v sum_t R_{t,v,n} (MWh, battery side), mean over the RT draws n.
+
+    One row per run (``run``, ``road_energy_mwh``), in :func:`run_ids` order. Every vehicle is in
+    two runs (its from-bus and its to-bus), each with its whole day's driving: the aggregators
+    together see the fleet's road energy twice. Read from the grouped input tables, without
+    building the instances.
+    """
+    ta, vehicles = _time_arrays(), _small_tables()["vehicles"]
+    rows = []
+    for code, run in enumerate(_run_order()):
+        t, veh = ta.rows(code), vehicles.rows(code)
+        weight = np.zeros(int(veh["v"].max()) + 1)
+        weight[veh["v"].astype(int)] = veh["weight_evs"]
+        n_draws = len(np.unique(t["n"]))
+        rows.append((run, float((t["road_energy_mwh"] * weight[t["v"].astype(int)]).sum() / n_draws)))
+    return pd.DataFrame(rows, columns=["run", "road_energy_mwh"])
 
 
 def authors_daily_energy() -> pd.DataFrame:

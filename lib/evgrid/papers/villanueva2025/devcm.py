@@ -457,7 +457,7 @@ def build_devcm(inst: DevcmInstance, options: DevcmOptions | None = None, *, pri
         cap_trade = inst.cap_mw.copy()  # Eqs. (56)-(57): P^EM <= P^EM_cap
     soft = _soft_caps(inst, opt)
     if soft:  # the caps become constraints with a penalised excess s_t below; the bounds stay physical
-        excess_hi = np.maximum(np.maximum(f_hi.max(axis=0), f_hi.mean(axis=0)) - cap_trade, 0.0)
+        excess_hi = np.maximum(f_hi.max(axis=0) - cap_trade, 0.0)  # P^EM <= mean f <= max f
         cap_trade = np.full_like(cap_trade, np.inf)
     f_hi = np.minimum(f_hi, cap_trade[None, :])
     if np.any(f_hi < f_lo - 1e-9):

@@ -16,7 +16,7 @@ import pandas as pd
 
 from evgrid.papers.villanueva2025 import authors, dataset
 
-__all__ = ["SCENARIO_COLUMNS", "authors_road_energy", "table1_values", "table2_values", "text_values", "runs_table"]
+__all__ = ["SCENARIO_COLUMNS", "table1_values", "table2_values", "text_values", "runs_table"]
 
 #: The paper's column name of each of the authors' scenarios (Tables 2 and 4).
 SCENARIO_COLUMNS = {"Sc1": "Scenario 1", "Sc2": "Scenario 2", "Sc3": "Scenario 3", "Sc3-CR": "Scenario 3 CR"}
@@ -43,25 +43,6 @@ def runs_table(folder, which: str = "authors_runs", scenarios=authors.SCENARIOS)
         if path.exists():
             parts.append(pd.read_csv(path))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def authors_road_energy() -> pd.DataFrame:
-    """The road energy of each authors' run: sum_v w_v sum_t R_{t,v,n} (MWh, battery side), mean over the RT draws n.
-
-    One row per run (``run``, ``road_energy_mwh``), in the order of ``runs.csv``. Every vehicle is in
-    two runs (its from-bus and its to-bus), each with its whole day's driving: the aggregators
-    together see the fleet's road energy twice. Read from the grouped input tables, without building
-    the instances.
-    """
-    ta, vehicles = authors._time_arrays(), authors._small_tables()["vehicles"]
-    rows = []
-    for code, run in enumerate(authors._run_order()):
-        t, veh = ta.rows(code), vehicles.rows(code)
-        weight = np.zeros(int(veh["v"].max()) + 1)
-        weight[veh["v"].astype(int)] = veh["weight_evs"]
-        n_draws = len(np.unique(t["n"]))
-        rows.append((run, float((t["road_energy_mwh"] * weight[t["v"].astype(int)]).sum() / n_draws)))
-    return pd.DataFrame(rows, columns=["run", "road_energy_mwh"])
 
 
 def table2_values(runs: pd.DataFrame, pricing: str = "corrected") -> pd.DataFrame:

@@ -122,7 +122,7 @@ def solve_task(task: dict[str, Any]) -> list[dict[str, Any]]:
     for pricing in task["pricings"]:
         opt = DevcmOptions(**{**task["devcm"], "pricing": pricing})
         tick = time.perf_counter()
-        soft_reason = None
+        raised_reason = None
         try:
             try:
                 res, model = solve_devcm(inst, opt, time_limit_s=task["time_limit_s"][pricing],
@@ -131,7 +131,7 @@ def solve_task(task: dict[str, Any]) -> list[dict[str, Any]]:
             except (InstanceError, InfeasibleModelError) as exc:
                 if inst.cap_includes_system_load or not task.get("raise_infeasible_caps"):
                     raise
-                soft_reason = str(exc).split(": ", 1)[-1]
+                raised_reason = str(exc).split(": ", 1)[-1]
                 excess = least_cap_excess(inst, opt)
                 raised = replace(inst, cap_mw=inst.cap_mw + excess)
                 left = max(task["time_limit_s"][pricing] - (time.perf_counter() - tick), 30.0)
@@ -145,8 +145,8 @@ def solve_task(task: dict[str, Any]) -> list[dict[str, Any]]:
         if pricing == "corrected":
             start = solution_arrays(model)
         row = res.row()
-        if soft_reason is not None:
-            row["status"] = f"raised caps ({soft_reason})"[:300]
+        if raised_reason is not None:
+            row["status"] = f"raised caps ({raised_reason})"[:300]
             row["cap_excess_mwh"] = float(excess.sum() * inst.dt_h)
         row.update(balance_row(energy_balance(model)))
         for key in ("name", "build_s", "solve_s"):  # tracked result files hold no timings
