@@ -224,7 +224,8 @@ paper's equation. What differs from the printed equations, and why:
 of period t is Σ_n π_n λ(P^Sys + f_n)(f_n − P^EM) = Cov_n(λ(P^Sys + f_n), f_n) ≥ 0, since the step price
 never falls as the load rises. Two MILPs with only the 48 DA step choices then bracket the model
 (about ten times more binaries, one per scenario and period), which HiGHS alone could not improve
-in 480 s on the authors' bus-2 run (12.31 US$ at 9.3 % gap; the bracket below: 11.537 US$ within 1.2 %):
+in 480 s on the authors' Sc1-min bus-2 run (measured with each bus recovering the whole day's driving,
+`road_share = 1`, the same model size: 12.31 US$ at 9.3 % gap; the bracket below: 11.537 US$ within 1.2 %):
 
 * the **relaxation** keeps a lower bound on the settlement that needs no real-time binary (for each
   breakpoint of the price curve a scenario's load crosses, away from the DA load's step, its price
