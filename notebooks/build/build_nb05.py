@@ -319,6 +319,8 @@ loss_rise = (ours["losses_mwh"] / no_ev_row["losses_mwh"] - 1) * 100
 # each compendium day against the authors' profile of the same scenario and sample
 beside = ours.merge(theirs[["scenario", "sample", "ev_energy_mwh"]], on=["scenario", "sample"], suffixes=("", "_authors"))
 more = beside[beside["ev_energy_mwh"] > beside["ev_energy_mwh_authors"]]
+# the text below: more EV energy than the authors' ordinary schedules (Sc1, Sc2 min), less than their loophole days
+assert {(r.scenario, r.sample) for r in more.itertuples()} == {("Sc1", "min"), ("Sc1", "max"), ("Sc2", "min")}
 summary = pd.Series({
     "EV energy, compendium's days (MWh)": f"{ours['ev_energy_mwh'].min():.0f}-{ours['ev_energy_mwh'].max():.0f}",
     "EV energy, authors' profiles, same days (MWh)":
