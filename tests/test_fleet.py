@@ -9,6 +9,7 @@ from evgrid.formulations.fleet import (
     FleetInfeasibleError,
     check_fleet,
     declare_ev_fleet,
+    densest_need,
     energy_need_windows,
     fleet_schedule,
     simultaneous_charge_discharge,
@@ -54,6 +55,16 @@ def test_energy_need_windows_count_an_ev_only_where_its_whole_plug_in_window_lie
     assert (windows["n_evs"] == 2).sum() == 2 * 2  # a <= 1 and b >= 6 hold e1 too
     # an EV that arrives with what it needs asks nothing of the grid
     assert energy_need_windows(_fleet(e_req_kwh=[20.0, 30.0]), 7)["need_kwh"].eq(0).all()
+
+
+def test_the_densest_need_is_the_window_with_the_highest_rate():
+    need_e1, need_e2 = (40.0 - 20.0) / 0.9, (40.0 - 30.0) / 0.9
+    row = densest_need(_fleet(), n_periods=7)
+    # [1, 6) holds both EVs over 5 h; [2, 5) holds e2 alone over 3 h
+    assert (row["t_start"], row["t_end"]) == (1, 6)
+    assert row["rate_kw"] == pytest.approx(max((need_e1 + need_e2) / 5, need_e2 / 3))
+    assert densest_need(_fleet(), n_periods=7, dt_h=0.5)["rate_kw"] == pytest.approx(2 * row["rate_kw"])
+    assert densest_need(_fleet(e_req_kwh=[20.0, 30.0]), 7) is None
 
 
 def _cost_model(evs, prices, exclusive):

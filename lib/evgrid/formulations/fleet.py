@@ -113,6 +113,24 @@ def energy_need_windows(evs: pd.DataFrame, n_periods: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
 
 
+def densest_need(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0) -> pd.Series | None:
+    """The window of :func:`energy_need_windows` whose need is densest, with its rate.
+
+    ``rate_kw = need_kwh / ((t_end - t_start) * dt_h)`` is the least flat
+    power (at the grid side) that serves the EVs plugged in only within the
+    window: any cap, limit or feeder room that stays below it in every period
+    of the window cannot serve them. Returns that window's row plus
+    ``rate_kw``, or None if no EV needs energy from the grid.
+    """
+    windows = energy_need_windows(evs, n_periods)
+    if not len(windows) or not (windows["need_kwh"] > 0).any():
+        return None
+    rate = windows["need_kwh"] / ((windows["t_end"] - windows["t_start"]) * dt_h)
+    row = windows.loc[rate.idxmax()].copy()
+    row["rate_kw"] = float(rate.max())
+    return row
+
+
 def plugged_periods(evs: pd.DataFrame) -> list[tuple[object, int]]:
     """The ``(ev, t)`` pairs at which each EV is plugged in, in fleet order."""
     return [
