@@ -11,7 +11,11 @@ memory and time do not leak between runs:
 
 * **Benders** (:func:`evgrid.papers.kerama2025.decomposition.solve_benders`, 2 worker processes,
   tolerance 0.5%, ``--benders-time-limit``): instance build time, wall
-  time, iterations, bounds and gap (reported, not hidden, when the limit stops it).
+  time, iterations, bounds and gap (reported, not hidden, when the limit stops it),
+  and the feasibility and no-good cuts it added. At the ``--no-good-evs`` sizes
+  it runs twice, with feasibility cuts and with the no-good cuts they
+  replaced; both bound traces are written (``kerama2025_trace_<evs>_<cuts>.csv``)
+  and drawn (``kerama2025_trace_<evs>.png``).
 * **Monolithic**: :func:`evgrid.papers.kerama2025.model.build_single_level` solved by HiGHS
   in one piece, from the bilevel-feasible MIP start of
   :func:`evgrid.papers.kerama2025.model.warm_start` (uncapped, each aggregator solved
@@ -37,6 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 
 
+#: The method column of a Benders row, by how infeasible grid points are cut off.
+METHOD = {"distance": "benders", "no_good": "benders (no-good cuts)"}
+
+
 def _params(total_evs: int):
     from evgrid.core.config import load_section
 
@@ -45,8 +53,9 @@ def _params(total_evs: int):
     return base
 
 
-def _benders(total_evs: int, time_limit_s: float, queue) -> None:
+def _benders(total_evs: int, time_limit_s: float, feasibility: str, queue) -> None:
     from evgrid.core.config import validate_section
+    from evgrid.core.solvers import NoIncumbentError
     from evgrid.papers.kerama2025.case import make_instance
     from evgrid.papers.kerama2025.decomposition import solve_benders
     from evgrid.papers.kerama2025.model import NetworkInfeasibleError
@@ -57,14 +66,26 @@ def _benders(total_evs: int, time_limit_s: float, queue) -> None:
     case = make_instance(params)
     build_s = time.perf_counter() - start
     try:
-        result = solve_benders(case, tol=0.005, workers=2, time_limit_s=time_limit_s)
+        result = solve_benders(case, tol=0.005, workers=2, time_limit_s=time_limit_s,
+                               feasibility=feasibility)
     except NetworkInfeasibleError as err:  # the feeder cannot carry this fleet: say so, with the time
-        queue.put({"method": "benders", "evs": total_evs, "wall_s": time.perf_counter() - start,
+        queue.put({"method": METHOD[feasibility], "evs": total_evs, "wall_s": time.perf_counter() - start,
                    "build_s": build_s, "status": "infeasible", "message": str(err)[:300],
                    "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
         return
+    except NoIncumbentError as err:  # stopped before any grid point was feasible
+        queue.put({"method": METHOD[feasibility], "evs": total_evs, "wall_s": time.perf_counter() - start,
+                   "build_s": build_s, "status": "NoIncumbentError", "bound": err.best_bound,
+                   "message": str(err)[:300],
+                   "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
+        return
+    trace = result.trace.assign(evs=total_evs, method=METHOD[feasibility])
+    trace.round(4).to_csv(OUT / f"kerama2025_trace_{total_evs}_{feasibility}.csv", index=False)
     queue.put({
-        "method": "benders", "evs": total_evs, "wall_s": time.perf_counter() - start, "build_s": build_s,
+        "method": METHOD[feasibility], "evs": total_evs, "wall_s": time.perf_counter() - start,
+        "build_s": build_s,
+        "feasibility_cuts": int(result.trace["feasibility_cuts"].iloc[-1]),
+        "no_good_cuts": int(result.trace["no_good_cuts"].iloc[-1]),
         "status": "optimal" if result.converged else "gap",
         "objective": result.objective, "bound": result.lower_bound, "gap": result.relative_gap,
         "iterations": len(result.trace),
@@ -140,6 +161,31 @@ def plot(table, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def plot_traces(evs: int, path: Path) -> None:
+    """Benders' bounds against time at one size, feasibility cuts against no-good cuts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    fig, ax = plt.subplots(figsize=(7.0, 3.6))
+    for feasibility, method in METHOD.items():
+        path_csv = OUT / f"kerama2025_trace_{evs}_{feasibility}.csv"
+        if not path_csv.exists():
+            continue
+        trace = pd.read_csv(path_csv)
+        line = ax.step(trace["seconds"], trace["lower_bound"], where="post", label=f"{method}: lower bound")[0]
+        ax.step(trace["seconds"], trace["upper_bound"], where="post", ls="--", color=line.get_color(),
+                label=f"{method}: best schedule (upper bound)")
+    ax.set_xlabel("wall time (s), 2 cores")
+    ax.set_ylabel("expected daily cost (US$)")
+    ax.set_title(f"Kerama (2025), {evs} EVs: Benders' bounds")
+    ax.legend(fontsize=7)
+    fig.set_layout_engine("constrained")
+    fig.savefig(path, dpi=120)
+
+
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
@@ -148,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benders-time-limit", type=float, default=900.0)
     parser.add_argument("--monolithic-time-limit", type=float, default=120.0)
     parser.add_argument("--monolithic-max-evs", type=int, default=500)
+    parser.add_argument("--no-good-evs", type=int, nargs="*", default=[500],
+                        help="sizes also run with the no-good feasibility cuts, for comparison")
     parser.add_argument("--append", action="store_true",
                         help="keep the other fleet sizes' rows of an earlier run's CSV")
     args = parser.parse_args(argv)
@@ -160,12 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         # asked, monolithic for those up to --monolithic-max-evs.
         earlier = pd.read_csv(csv)
         redo = (earlier["evs"].isin(args.evs)) & (
-            (earlier["method"] == "benders") | (earlier["evs"] <= args.monolithic_max_evs))
+            (earlier["method"].str.startswith("benders")) | (earlier["evs"] <= args.monolithic_max_evs))
         rows = earlier[~redo].to_dict("records")
         kept = {(r["method"], r["evs"]) for r in rows}
     for evs in args.evs:
-        rows.append(_run(_benders, evs, args.benders_time_limit))
+        rows.append(_run(_benders, evs, args.benders_time_limit, "distance"))
         print(json.dumps(rows[-1]), flush=True)
+        if evs in args.no_good_evs:
+            rows.append(_run(_benders, evs, args.benders_time_limit, "no_good"))
+            print(json.dumps(rows[-1]), flush=True)
         if evs <= args.monolithic_max_evs:
             rows.append(_run(_monolithic, evs, args.monolithic_time_limit))
         elif ("monolithic", evs) not in kept:
@@ -175,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows).sort_values(["evs", "method"], kind="stable")
     table.round(4).to_csv(csv, index=False)
     plot(table, OUT / "kerama2025_scaling.png")
+    for evs in args.no_good_evs:
+        plot_traces(evs, OUT / f"kerama2025_trace_{evs}.png")
     print(table.to_string())
     return 0
 

@@ -81,7 +81,7 @@ def test_an_infeasible_sweep_point_is_recorded_not_dropped():
 
 
 def test_the_spread_grid_point_is_the_flattest_cap_that_serves_every_fleet():
-    from evgrid.formulations.fleet import energy_need_windows
+    from evgrid.formulations.fleet import densest_need
     from evgrid.papers.kerama2025.case import N_PERIODS
     from evgrid.papers.kerama2025.decomposition import _spread_grid_point
 
@@ -93,10 +93,7 @@ def test_the_spread_grid_point_is_the_flattest_cap_that_serves_every_fleet():
         assert len(levels) == 1  # one cap for every hour
         level = levels.pop()
         # the densest need of the aggregator's EVs, over scenarios and windows
-        rate = max(
-            (w["need_kwh"] / (w["t_end"] - w["t_start"])).max()
-            for w in (energy_need_windows(case.fleet(a, s), N_PERIODS) for s in case.scenarios)
-        )
+        rate = max(densest_need(case.fleet(a, s), N_PERIODS)["rate_kw"] for s in case.scenarios)
         step = case.b_max_kw[a] / top
         assert level * step >= rate - 1e-9
         assert level == top or (level - 2) * step < rate  # one level of slack, no more
@@ -111,7 +108,7 @@ def test_an_infeasible_high_point_relaxation_stops_benders_with_the_reason(monke
 
     real = decomposition._high_point_bound
     monkeypatch.setattr(decomposition, "_high_point_bound",
-                        lambda case, s: None if s == 1 else real(case, s))
+                        lambda token, case, s: None if s == 1 else real(token, case, s))
     case = make_small_kerama()
     with pytest.raises(NetworkInfeasibleError, match=r"no schedule of the 4 EVs .*scenario\(s\) \[1\]"):
         solve_benders(case)

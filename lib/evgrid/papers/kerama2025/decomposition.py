@@ -3,7 +3,10 @@
 The DSO's import caps, on a grid of ``2**cap_bits`` levels, are the only link
 between scenarios. The master (:func:`build_master`) picks the grid bits;
 each scenario's subproblem (:func:`build_subproblem`) is an LP once they are
-fixed; the cuts are those of :mod:`evgrid.algorithms.benders`.
+fixed; the cuts are those of :mod:`evgrid.algorithms.benders`. A grid point at
+which a scenario is infeasible is cut off by a feasibility cut from
+:func:`build_feasibility_subproblem`, the scenario's distance to feasibility
+in the bits, which also cuts off every other point it proves infeasible.
 :func:`solve_benders` runs it, and checks the answer's DistFlow against AC
 power flows once, at the end (:func:`evgrid.papers.kerama2025.evaluate.linear_vs_ac`).
 """
@@ -23,17 +26,18 @@ import pandas as pd
 import pyomo.environ as pyo
 from tqdm import tqdm
 
-from evgrid.algorithms.benders import integer_optimality_cut, no_good_cut
+from evgrid.algorithms.benders import feasibility_cut, integer_optimality_cut, no_good_cut
 from evgrid.core.parallel import ParallelOptions, open_client, options_from_mapping
 from evgrid.core.solvers import (
     InfeasibleModelError,
+    NoIncumbentError,
     SolverLimitWarning,
     UnboundedModelError,
     bounds_only_highs,
     solve,
 )
-from evgrid.formulations.fleet import energy_need_windows, fleet_schedule
-from evgrid.papers.kerama2025.case import N_PERIODS, KeramaCase, one_scenario
+from evgrid.formulations.fleet import densest_need, fleet_schedule
+from evgrid.papers.kerama2025.case import DT_H, N_PERIODS, KeramaCase, one_scenario
 from evgrid.papers.kerama2025.evaluate import linear_vs_ac
 from evgrid.papers.kerama2025.model import (
     NetworkInfeasibleError,
@@ -45,7 +49,9 @@ from evgrid.papers.kerama2025.model import (
 
 __all__ = [
     "BendersResult",
+    "FeasibilityCut",
     "ScenarioSolution",
+    "build_feasibility_subproblem",
     "build_master",
     "build_subproblem",
     "solve_benders",
@@ -76,6 +82,48 @@ def build_subproblem(case: KeramaCase, scenario: int) -> tuple[pyo.ConcreteModel
     return model, bits
 
 
+def build_feasibility_subproblem(case: KeramaCase, scenario: int) -> tuple[pyo.ConcreteModel, list]:
+    """Scenario ``scenario``'s distance to feasibility in the cap grid's bits, as an LP.
+
+    The subproblem of :func:`build_subproblem` with its bits free in
+    ``[0, 1]``, a copy ``hat`` of them (to be fixed by bounds at the grid
+    point the master proposed) and the objective
+    ``F(hat) = min sum_i w_i |bit_i - hat_i|``, with ``w_i = 2**k / (2**n - 1)``
+    for bit ``k`` of a cap: the distance in fractions of the aggregator's bid
+    bound ``b_max_kw`` by which the caps must move before every constraint of
+    the scenario (DistFlow, voltage and current limits, Eqs. 2-7; the
+    aggregators' feasibility and optimality, Eqs. 8-14) can hold. ``F`` is 0
+    at every grid point where the scenario is feasible, and the reduced costs
+    of ``hat`` are its subgradient: together they make the feasibility cut of
+    :func:`evgrid.algorithms.benders.feasibility_cut`. Returns the model and
+    the ``hat`` variables in the grid's order. If the LP itself is
+    infeasible, no caps at all, even fractional ones, let the scenario hold.
+
+    The model keeps the scenario's cost (``objective``, deactivated): with
+    ``above`` and ``below`` fixed at 0 it is :func:`build_subproblem`'s LP
+    with the bits tied to ``hat``, so one model serves both solves
+    (:class:`_ScenarioLP`).
+    """
+    model, bits = build_subproblem(case, scenario)
+    model.objective.deactivate()  # the scenario's cost: :class:`_ScenarioLP` switches back to it
+    n_bits = case.params.cap_bits
+    weight = [2**k / (2**n_bits - 1) for (_i, k) in (bit.index() for bit in bits)]
+    f = model.feasibility = pyo.Block()
+    f.i = pyo.RangeSet(0, len(bits) - 1)
+    f.hat = pyo.Var(f.i, bounds=(0.0, 1.0), doc="the master's grid point (fixed by bounds)")
+    f.above = pyo.Var(f.i, domain=pyo.NonNegativeReals, doc="bit above hat")
+    f.below = pyo.Var(f.i, domain=pyo.NonNegativeReals, doc="bit below hat")
+    f.eq_link = pyo.Constraint(
+        f.i, rule=lambda f, i: bits[i] - f.hat[i] == f.above[i] - f.below[i],
+        doc="how far each bit moves from the master's point",
+    )
+    f.distance = pyo.Objective(
+        expr=sum(weight[i] * (f.above[i] + f.below[i]) for i in f.i), sense=pyo.minimize,
+        doc="weighted L1 distance to feasibility (fractions of b_max_kw)",
+    )
+    return model, [f.hat[i] for i in f.i]
+
+
 def build_master(case: KeramaCase, lower_bounds: dict[int, float]) -> pyo.ConcreteModel:
     """The Benders master: the cap grid's bits and one cost estimate ``theta[s]`` per scenario.
 
@@ -84,8 +132,11 @@ def build_master(case: KeramaCase, lower_bounds: dict[int, float]) -> pyo.Concre
     the integer optimality cut of Laporte & Louveaux (1993), which is exact
     at the grid point it was made at
     (:func:`evgrid.algorithms.benders.integer_optimality_cut`), and,
-    for a grid point at which some scenario is infeasible, a no-good cut
-    excluding that point (:func:`evgrid.algorithms.benders.no_good_cut`).
+    for a grid point at which some scenario is infeasible, that scenario's
+    feasibility cut (:func:`build_feasibility_subproblem`,
+    :func:`evgrid.algorithms.benders.feasibility_cut`); a no-good cut
+    (:func:`evgrid.algorithms.benders.no_good_cut`) only where the relaxed
+    subproblem is feasible at the point although the exact one is not.
     """
     n_caps = len(case.free_caps)
     m = pyo.ConcreteModel(name="kerama2025_benders_master")
@@ -113,7 +164,7 @@ class ScenarioSolution:
     solve_s: float = 0.0
 
 
-_CACHE: dict = {}  # per process: (token, scenario) -> (model, bits, interface), one run's only
+_CACHE: dict = {}  # per process: (token, scenario) -> _ScenarioLP, one run's only
 
 
 def _forget(token: str) -> int:
@@ -124,21 +175,109 @@ def _forget(token: str) -> int:
     return len(keys)
 
 
-def _solve_scenario(token: str, hat: list[int], case: KeramaCase, scenario: int) -> ScenarioSolution:
-    """Fix the bits of ``scenario``'s subproblem to ``hat`` and solve it (one Benders step)."""
+class _ScenarioLP:
+    """One scenario's LP, built and handed to the solver once per run, re-solved in three modes.
+
+    The model is :func:`build_feasibility_subproblem`'s. Between solves only
+    bounds change, plus, at most twice per run, the objective and whether the
+    aggregators' optimality rows (the ``kkt`` blocks) are in the solver:
+
+    * ``high_point``: optimality rows out, ``hat`` free in ``[0, 1]``, the
+      scenario's cost: the high-point relaxation (a bound for any caps);
+    * ``optimal``: rows in, ``hat`` fixed at the grid point, ``above`` and
+      ``below`` at 0, the scenario's cost: the Benders subproblem;
+    * ``distance``: rows in, ``hat`` fixed, ``above``/``below`` free, the
+      distance to feasibility: the feasibility subproblem.
+
+    With HiGHS the interface is persistent (:func:`evgrid.core.solvers.bounds_only_highs`):
+    switching the objective and adding the optimality rows are told to it
+    explicitly, so the model is translated once, not once per mode and
+    iteration. Other solvers re-read the model at each solve, and the
+    Pyomo activation state is all they need.
+    """
+
+    def __init__(self, case: KeramaCase, scenario: int):
+        start = time.perf_counter()
+        self.case, self.scenario = case, scenario
+        self.model, self.hats = build_feasibility_subproblem(case, scenario)
+        f = self.model.feasibility
+        self.moves = [*f.above.values(), *f.below.values()]
+        self.kkt_rows = [
+            c for block in self.model.kkt.values()
+            for c in block.component_data_objects(pyo.Constraint, descend_into=True)
+        ]
+        self.interface = _lp_interface(case)
+        self.translated = False  # whether the persistent interface holds the model yet
+        self.objective = self.model.feasibility.distance
+        self.kkt_in = True
+        self.build_s = time.perf_counter() - start
+
+    def _mode(self, objective, kkt: bool) -> None:
+        if objective is not self.objective:
+            self.objective.deactivate()
+            objective.activate()
+            if self.translated:
+                self.interface.set_objective(objective)
+            self.objective = objective
+        if kkt != self.kkt_in:
+            for block in self.model.kkt.values():
+                if kkt:
+                    block.activate()
+                else:
+                    block.deactivate()
+            if self.translated:
+                if kkt:
+                    self.interface.add_constraints(self.kkt_rows)
+                else:
+                    self.interface.remove_constraints(self.kkt_rows)
+            self.kkt_in = kkt
+
+    def _bounds(self, point: list[int] | None, moves_free: bool) -> None:
+        values = point if point is not None else [None] * len(self.hats)
+        for var, value in zip(self.hats, values, strict=True):
+            var.setlb(0.0 if value is None else value)
+            var.setub(1.0 if value is None else value)
+        for var in self.moves:
+            var.setub(None if moves_free else 0.0)
+
+    def solve(self, mode: str, point: list[int] | None = None):
+        """Solve in ``mode`` (see the class); returns the :class:`~evgrid.core.solvers.SolveResult`."""
+        m = self.model
+        if mode == "high_point":
+            self._mode(m.objective, kkt=False)
+            self._bounds(None, moves_free=False)
+        elif mode == "optimal":
+            self._mode(m.objective, kkt=True)
+            self._bounds(point, moves_free=False)
+        elif mode == "distance":
+            self._mode(m.feasibility.distance, kkt=True)
+            self._bounds(point, moves_free=True)
+        else:
+            raise ValueError(f"mode={mode!r}: use 'high_point', 'optimal' or 'distance'")
+        try:
+            return _solve_lp(m, self.case, interface=self.interface,
+                             reduced_costs_of=None if mode == "high_point" else self.hats)
+        finally:
+            self.translated = self.interface is not None
+
+
+def _scenario_lp(token: str, case: KeramaCase, scenario: int) -> _ScenarioLP:
+    """This process's LP of ``scenario`` for run ``token``, built on first use."""
     key = (token, scenario)
     if key not in _CACHE:
         for old in [k for k in _CACHE if k[0] != token]:
             del _CACHE[old]  # an earlier run's models
-        model, bits = build_subproblem(case, scenario)
-        _CACHE[key] = (model, bits, _lp_interface(case))
-    model, bits, interface = _CACHE[key]
-    for bit, value in zip(bits, hat, strict=True):
-        bit.setlb(value)
-        bit.setub(value)
+        _CACHE[key] = _ScenarioLP(case, scenario)
+    return _CACHE[key]
+
+
+def _solve_scenario(token: str, hat: list[int], case: KeramaCase, scenario: int) -> ScenarioSolution:
+    """Scenario ``scenario``'s subproblem at the grid point ``hat`` (one Benders step)."""
+    lp = _scenario_lp(token, case, scenario)
+    model = lp.model
     start = time.perf_counter()
     try:
-        res = _solve_lp(model, case, reduced_costs_of=bits, interface=interface)
+        res = lp.solve("optimal", hat)
     except (InfeasibleModelError, UnboundedModelError):
         return ScenarioSolution(scenario, None, [], solve_s=time.perf_counter() - start)
     one = one_scenario(case, scenario)
@@ -155,7 +294,7 @@ def _solve_scenario(token: str, hat: list[int], case: KeramaCase, scenario: int)
     return ScenarioSolution(
         scenario=scenario,
         objective=res.objective,
-        reduced_costs=[float(res.reduced_costs[b]) for b in bits],
+        reduced_costs=[float(res.reduced_costs[v]) for v in lp.hats],
         schedule=schedule_from_model(model, one),
         soc=pd.concat(soc, ignore_index=True),
         inside_cost_usd={a: pyo.value(model.agg[a, scenario].cost_usd) for a in case.aggregators},
@@ -163,6 +302,34 @@ def _solve_scenario(token: str, hat: list[int], case: KeramaCase, scenario: int)
         linear_state=linear_state(model, scenario),
         peak_kw=pyo.value(model.peak_kw[scenario]),
         solve_s=time.perf_counter() - start,
+    )
+
+
+#: Distances to feasibility at or below this are solver noise: the point gets a no-good cut.
+FEASIBILITY_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class FeasibilityCut:
+    """What the master needs from a scenario that is infeasible at a grid point."""
+
+    scenario: int
+    distance: float | None  # F(hat); None: infeasible at every (even fractional) grid point
+    subgradient: list[float]  # dF/dhat per bit, in the grid's order
+    solve_s: float = 0.0
+
+
+def _feasibility_step(token: str, hat: list[int], case: KeramaCase, scenario: int) -> FeasibilityCut:
+    """Scenario ``scenario``'s distance to feasibility at ``hat`` and its subgradient."""
+    lp = _scenario_lp(token, case, scenario)
+    start = time.perf_counter()
+    try:
+        res = lp.solve("distance", hat)
+    except InfeasibleModelError:
+        return FeasibilityCut(scenario, None, [], time.perf_counter() - start)
+    return FeasibilityCut(
+        scenario, max(0.0, res.objective), [float(res.reduced_costs[v]) for v in lp.hats],
+        time.perf_counter() - start,
     )
 
 
@@ -183,17 +350,28 @@ def _solve_lp(model: pyo.ConcreteModel, case: KeramaCase, **kwargs):
     return solve(model, name, options=options, **kwargs)
 
 
-def _high_point_bound(case: KeramaCase, scenario: int) -> float | None:
+def _high_point_bound(token: str, case: KeramaCase, scenario: int) -> tuple[float, dict] | None:
     """Scenario ``scenario``'s high-point relaxation: a lower bound on its bi-level cost.
 
-    None if it is infeasible: then no schedule of the fleets, however
-    cooperative, meets the network constraints in that scenario.
+    Solved on the scenario's own LP with the aggregators' optimality rows
+    left out (:class:`_ScenarioLP`): the model that
+    ``build_single_level(..., lower_level="high_point")`` builds. Returns the
+    bound and the relaxation's imports ``b_imp_kw[a, t]`` (what the
+    aggregators would draw if they did what suits the feeder), or None if it
+    is infeasible: then no schedule of the fleets, however cooperative,
+    meets the network constraints in that scenario.
     """
-    model, _info = build_single_level(one_scenario(case, scenario), lower_level="high_point")
+    lp = _scenario_lp(token, case, scenario)
     try:
-        return _solve_lp(model, case).objective
+        bound = lp.solve("high_point").objective
     except InfeasibleModelError:
         return None
+    imports = {
+        (a, t): max(0.0, pyo.value(lp.model.agg[a, scenario].b_imp_kw[t]))
+        for a in case.aggregators
+        for t in case.periods
+    }
+    return bound, imports
 
 
 @dataclass(frozen=True)
@@ -207,7 +385,7 @@ class BendersResult:
 
     objective: float
     lower_bound: float
-    trace: pd.DataFrame  # iteration, lower_bound, upper_bound, gap, cuts, seconds
+    trace: pd.DataFrame  # iteration, lower_bound, upper_bound, gap, cuts, feasibility_cuts, no_good_cuts, seconds
     caps_kw: pd.DataFrame  # aggregator x t
     converged: bool
     scenarios: dict[int, ScenarioSolution]
@@ -222,13 +400,36 @@ class BendersResult:
         return pd.concat([s.schedule for s in self.scenarios.values()], ignore_index=True)
 
 
+def _high_point_grid_point(case: KeramaCase, imports: list[dict]) -> dict[tuple[int, int], int]:
+    """Grid bits of the caps that follow the high-point schedules, for an early upper bound.
+
+    In the high-point relaxation the DSO schedules every fleet as suits the
+    feeder best; its lower bound is often close to the bi-level optimum. Caps
+    at the smallest grid level at or above the most any scenario's relaxed
+    schedule imports in that hour leave each aggregator little room to
+    deviate from it, so the bi-level cost at these caps is often close to the
+    bound (and if an aggregator's response overloads the feeder, the grid
+    point is infeasible and cut off like any other).
+    """
+    n_bits = case.params.cap_bits
+    top = 2**n_bits - 1
+    hat = {}
+    for idx, (a, t) in enumerate(case.free_caps):
+        step = case.b_max_kw[a] / top
+        need = max(imp[a, t] for imp in imports)
+        level = min(top, int(np.ceil(need / step - 1e-6)))
+        for k in range(n_bits):
+            hat[idx, k] = (level >> k) & 1
+    return hat
+
+
 def _spread_grid_point(case: KeramaCase) -> dict[tuple[int, int], int]:
     """Grid bits of the flattest caps under which every fleet can still be served.
 
     Per aggregator, one cap for every hour: the smallest grid level at or
     above the densest need of its EVs in any scenario, i.e. the largest
     ``sum(energy to charge / eta_ch) / (t2 - t1)`` over the EVs plugged in
-    only within hours ``[t1, t2)`` (:func:`evgrid.formulations.fleet.energy_need_windows`;
+    only within hours ``[t1, t2)`` (:func:`evgrid.formulations.fleet.densest_need`;
     a uniform rate below it cannot serve them), plus one level of slack. It spreads charging over the night, the
     opposite of the uncapped response that piles it into the cheapest hours.
     """
@@ -238,10 +439,9 @@ def _spread_grid_point(case: KeramaCase) -> dict[tuple[int, int], int]:
     for a in case.aggregators:
         rate = 0.0
         for s in case.scenarios:
-            windows = energy_need_windows(case.fleet(a, s), N_PERIODS)
-            if len(windows):
-                per_hour = windows["need_kwh"] / (windows["t_end"] - windows["t_start"])
-                rate = max(rate, per_hour.max())
+            densest = densest_need(case.fleet(a, s), N_PERIODS, DT_H)
+            if densest is not None:
+                rate = max(rate, densest["rate_kw"])
         step = case.b_max_kw[a] / top
         levels[a] = min(top, int(np.ceil(rate / step - 1e-9)) + 1)
     hat = {}
@@ -260,6 +460,7 @@ def solve_benders(
     workers: int = 1,
     parallel: ParallelOptions | Mapping | None = None,
     progress: bool = False,
+    feasibility: str = "distance",
 ) -> BendersResult:
     """Solve the single-level model by Benders decomposition over scenarios.
 
@@ -273,14 +474,24 @@ def solve_benders(
 
     Each ``theta[s]`` starts at its scenario's high-point relaxation (the
     network and the aggregators' constraints without their optimality), a
-    valid bound for any caps. The first grid point is the uncapped one; if
-    it overloads the feeder, the second is the flattest one the fleets can
-    live with (:func:`_spread_grid_point`). Lower bound: the master's
+    valid bound for any caps. The first grid point is the uncapped one; the
+    second, if the gap is still open, the caps that follow the relaxation's
+    schedules (:func:`_high_point_grid_point`); the third, if neither is
+    feasible, the flattest caps the fleets can live with
+    (:func:`_spread_grid_point`); then the master's. Lower bound: the master's
     optimum; upper bound: the best grid point at which every scenario is feasible. Stops when the relative
     gap is at most ``tol``; otherwise, after ``max_iterations`` or
     ``time_limit_s``, returns with ``converged=False`` and a
     :class:`evgrid.core.solvers.SolverLimitWarning` that states the gap.
+
+    A grid point at which some scenario is infeasible is cut off, with
+    ``feasibility="distance"`` (the default), by each such scenario's
+    feasibility cut (:func:`build_feasibility_subproblem`), or, with
+    ``"no_good"``, by a no-good cut that excludes that point alone (the
+    method before; kept to measure the difference). The trace counts both.
     """
+    if feasibility not in ("distance", "no_good"):
+        raise ValueError(f"feasibility={feasibility!r}: use 'distance' or 'no_good'")
     start = time.perf_counter()
     options = _benders_options(workers, parallel)
     check_network_budget(case)
@@ -296,19 +507,20 @@ def solve_benders(
         stack.close()
         raise
 
-    def run_all(fn, *args):
-        """``fn(*args, case, s)`` once per scenario ``s``, in the order of ``case.scenarios``."""
+    def run_all(fn, *args, only=None):
+        """``fn(*args, case, s)`` once per scenario ``s`` (of ``only``, if given), in their order."""
+        scenarios = case.scenarios if only is None else only
         if pool is None:
             out = []
-            for s in case.scenarios:
+            for s in scenarios:
                 out.append(fn(*args, case, s))
                 bar.update()
             return out
-        return pool.map(fn, args, bar)
+        return pool.map(fn, args, bar, scenarios)
 
     try:
-        initial = dict(zip(case.scenarios, run_all(_high_point_bound), strict=True))
-        hopeless = [s for s, bound in initial.items() if bound is None]
+        relaxed = dict(zip(case.scenarios, run_all(_high_point_bound, token), strict=True))
+        hopeless = [s for s, found in relaxed.items() if found is None]
         if hopeless:
             total = sum(len(case.fleets[s]) for s in hopeless) // len(hopeless)
             raise NetworkInfeasibleError(
@@ -318,12 +530,17 @@ def solve_benders(
                 "so no caps can help: fewer EVs per aggregator, more aggregator buses, or a "
                 "smaller robust budget"
             )
+        initial = {s: bound for s, (bound, _imports) in relaxed.items()}
         master = build_master(case, initial)
         n_bits = case.params.cap_bits
         key = [(i, k) for i in range(len(case.free_caps)) for k in range(n_bits)]
         hat = dict.fromkeys(key, 1)  # the uncapped grid point first
+        # then, while the gap is open, the caps that follow the high-point schedules
+        # and, while no grid point is feasible, the flattest caps the fleets can live with
+        guided = _high_point_grid_point(case, [imports for _bound, imports in relaxed.values()])
         best, best_hat, best_solutions, rows = float("inf"), None, None, []
         lb, converged = sum(initial.values()), False
+        n_feasibility_cuts = n_no_good_cuts = 0
         for iteration in range(1, max_iterations + 1):
             bar.set_description(f"Benders iteration {iteration}")
             solutions = run_all(_solve_scenario, token, [hat[ik] for ik in key])
@@ -354,22 +571,39 @@ def solve_benders(
                 if total < best:
                     best, best_hat = total, dict(hat)
                     best_solutions = {sol.scenario: sol for sol in solutions}
-            else:
+            elif feasibility == "no_good":
                 master.cuts.add(no_good_cut([master.bit[ik] for ik in key], [hat[ik] for ik in key]))
-            lb = max(lb, solve(master, case.params.solver.solver).objective)
+                n_no_good_cuts += 1
+            else:
+                point = [hat[ik] for ik in key]
+                infeasible = [sol.scenario for sol in solutions if sol.objective is None]
+                added = _add_feasibility_cuts(
+                    master, key, point, run_all(_feasibility_step, token, point, only=infeasible)
+                )
+                n_feasibility_cuts += added[0]
+                n_no_good_cuts += added[1]
+            try:
+                lb = max(lb, solve(master, case.params.solver.solver).objective)
+            except InfeasibleModelError:
+                raise NetworkInfeasibleError(
+                    f"no grid point of the caps ({n_bits} bits per cap) is feasible in every "
+                    f"scenario: the feasibility cuts of {iteration} iterations exclude them all "
+                    "(Eqs. 2-7 cannot hold with the aggregators' optimal responses, Eqs. 8-14)"
+                ) from None
             gap = (best - lb) / max(abs(best), 1e-9)
-            rows.append((iteration, lb, best, gap, len(master.cuts), time.perf_counter() - start))
+            rows.append((iteration, lb, best, gap, len(master.cuts), n_feasibility_cuts, n_no_good_cuts,
+                         time.perf_counter() - start))
             bar.set_postfix(lb=f"{lb:.2f}", ub=f"{best:.2f}", gap=f"{gap:.2e}")
             if gap <= tol:
                 converged = True
                 break
             if time_limit_s is not None and time.perf_counter() - start >= time_limit_s:
                 break
-            if best_hat is None and iteration == 1:
-                # The uncapped point overloads the feeder; no-good cuts alone would
-                # crawl through neighbouring grid points. Try the flattest caps
-                # the fleets can live with next.
-                hat = _spread_grid_point(case)
+            if iteration == 1:
+                hat = guided  # a good upper bound early, often within the tolerance
+                continue
+            if best_hat is None and iteration == 2:
+                hat = _spread_grid_point(case)  # the guided caps overload the feeder too
                 continue
             hat = {ik: round(pyo.value(master.bit[ik])) for ik in key}
     finally:
@@ -380,11 +614,16 @@ def solve_benders(
             _forget(token)
         stack.close()
     trace = pd.DataFrame(
-        rows, columns=["iteration", "lower_bound", "upper_bound", "gap", "cuts", "seconds"]
+        rows,
+        columns=["iteration", "lower_bound", "upper_bound", "gap", "cuts", "feasibility_cuts",
+                 "no_good_cuts", "seconds"],
     )
     if best_hat is None:
-        raise NetworkInfeasibleError(
-            "Benders found no grid point of the caps at which every scenario is feasible"
+        raise NoIncumbentError(
+            f"Benders stopped after {len(rows)} iterations and {rows[-1][-1]:.0f} s before any grid "
+            "point of the caps was feasible in every scenario (lower bound "
+            f"{rows[-1][1]:.2f}); raise max_iterations or time_limit_s",
+            best_bound=rows[-1][1],
         )
     if not converged:
         warnings.warn(
@@ -406,6 +645,36 @@ def solve_benders(
         for s, sol in best_solutions.items()
     }
     return BendersResult(best, lb, trace, caps_kw, converged, checked, initial)
+
+
+def _add_feasibility_cuts(master: pyo.ConcreteModel, key: list, point: list[int],
+                          cuts: list[FeasibilityCut]) -> tuple[int, int]:
+    """Cut ``point`` off the master; returns how many feasibility and no-good cuts it took.
+
+    Each infeasible scenario whose distance to feasibility is positive gives
+    its feasibility cut, which excludes ``point`` and every grid point its
+    linearisation proves infeasible. Only if none is (the relaxed subproblems
+    are feasible at ``point`` within the solver's tolerance, although an
+    exact one is not) is ``point`` excluded alone, by a no-good cut: the one
+    case where a cut from the LP's dual information is not valid. A scenario
+    whose feasibility LP is itself infeasible cannot be rescued by any caps.
+    """
+    hopeless = [c.scenario for c in cuts if c.distance is None]
+    if hopeless:
+        raise NetworkInfeasibleError(
+            f"scenario(s) {hopeless}: no caps, not even between the grid's levels, let the network "
+            "constraints (Eqs. 2-7) and the aggregators' optimality (Eqs. 8-14) hold together"
+        )
+    bits = [master.bit[ik] for ik in key]
+    n = 0
+    for c in cuts:
+        if c.distance > FEASIBILITY_TOL:
+            master.cuts.add(feasibility_cut(bits, point, c.distance, c.subgradient))
+            n += 1
+    if n:
+        return n, 0
+    master.cuts.add(no_good_cut(bits, point))
+    return 0, 1
 
 
 def _benders_options(workers: int, parallel: ParallelOptions | Mapping | None) -> ParallelOptions:
@@ -438,13 +707,13 @@ class _ScenarioPool:
         self.home = {s: workers[i % len(workers)] for i, s in enumerate(self.scenarios)}
         self.case = client.scatter(case, broadcast=True, hash=False)
 
-    def map(self, fn, args: tuple, bar) -> list:
+    def map(self, fn, args: tuple, bar, scenarios: list[int] | None = None) -> list:
         from distributed import as_completed
 
         futures = [
             self.client.submit(fn, *args, self.case, s, workers=[self.home[s]],
                                allow_other_workers=True, pure=False)
-            for s in self.scenarios
+            for s in (self.scenarios if scenarios is None else scenarios)
         ]
         for _done in as_completed(futures):
             bar.update()
