@@ -4,6 +4,7 @@
 ``load_ieee33``           IEEE 33-bus feeder, Baran & Wu (1989), pandapower
 ``load_ieee14``           IEEE 14-bus system, standard or Villanueva-Machado 2025
 ``load_ieee13``           IEEE 13-node unbalanced feeder, OpenDSS
+``load_simbench_mv``      SimBench MV grids (Meinecke et al. 2020), radial
 ========================  =====================================================
 
 :data:`LOADERS` names every network a notebook may ask for
@@ -18,12 +19,14 @@ from evgrid.networks._tables import BACKENDS, NetworkData
 from evgrid.networks.ieee13 import load_ieee13
 from evgrid.networks.ieee14 import load_ieee14, load_ieee14_villanueva
 from evgrid.networks.ieee33 import load_ieee33
+from evgrid.networks.simbench_mv import NotRadialError, load_simbench_mv
 
 LOADERS = {
     "ieee33": load_ieee33,
     "ieee14": load_ieee14,
     "ieee14_villanueva2025": load_ieee14_villanueva,
     "ieee13": load_ieee13,
+    "simbench_mv": load_simbench_mv,
 }
 
 #: The name of a network in :data:`LOADERS` (a ``Literal`` of its keys, for validation).
@@ -34,8 +37,10 @@ __all__ = [
     "LOADERS",
     "NetworkData",
     "NetworkName",
+    "NotRadialError",
     "load_ieee13",
     "load_ieee14",
     "load_ieee14_villanueva",
     "load_ieee33",
+    "load_simbench_mv",
 ]
