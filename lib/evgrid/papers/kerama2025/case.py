@@ -142,8 +142,7 @@ def make_instance(params: Kerama2025Params) -> KeramaCase:
     shape = pv_shape(clock)
     pv_buses = [b - 1 for b in params.pv_buses]
     agg_bus = {a: b - 1 for a, b in enumerate(params.aggregator_buses)}
-    fo = params.fleet
-    cap = fo.battery_kwh
+    counts = dict.fromkeys(agg_bus, params.fleet.n_evs)
     pv, fleets = {}, {}
     for s in range(params.n_scenarios):
         cloud = rng.uniform(0.6, 1.0)
@@ -151,30 +150,7 @@ def make_instance(params: Kerama2025Params) -> KeramaCase:
         for b in pv_buses:
             table.loc[b] = params.pv_kw_per_bus * cloud * shape
         pv[s] = table
-        n = fo.n_evs * params.n_aggregators
-        arrive_h = np.clip(np.rint(rng.normal(params.arrival_hour_mean, params.arrival_hour_sd, n)), 13, 23)
-        depart_h = np.clip(
-            np.rint(rng.normal(params.departure_hour_mean, params.departure_hour_sd, n)), 5, 11
-        )
-        soc0 = rng.uniform(params.soc_init_min, params.soc_init_max, n)
-        aggregator = np.repeat(np.arange(params.n_aggregators), fo.n_evs)
-        fleets[s] = pd.DataFrame(
-            {
-                "ev": [f"a{a}e{i % fo.n_evs:03d}" for i, a in enumerate(aggregator)],
-                "aggregator": aggregator,
-                "bus": [agg_bus[a] for a in aggregator],
-                "arrival": (arrive_h - HORIZON_START_HOUR).astype(int),
-                "departure": (depart_h + 24 - HORIZON_START_HOUR).astype(int),
-                "e_init_kwh": soc0 * cap,
-                "e_req_kwh": params.soc_required * cap,
-                "e_min_kwh": fo.soc_min * cap,
-                "e_max_kwh": fo.soc_max * cap,
-                "p_max_kw": fo.charger_kw,
-                "eta_ch": fo.charge_efficiency,
-                "eta_dis": fo.discharge_efficiency,
-            }
-        )
-        check_fleet(fleets[s], N_PERIODS, DT_H)
+        fleets[s] = _draw_fleet(params, rng, agg_bus, counts)
     return KeramaCase(
         params=params,
         network=network,
@@ -186,8 +162,39 @@ def make_instance(params: Kerama2025Params) -> KeramaCase:
         fleets=fleets,
         probability=np.full(params.n_scenarios, 1.0 / params.n_scenarios),
         aggregator_bus=agg_bus,
-        b_max_kw={a: fo.n_evs * fo.charger_kw for a in agg_bus},
+        b_max_kw={a: counts[a] * params.fleet.charger_kw for a in agg_bus},
     )
+
+
+def _draw_fleet(params: Kerama2025Params, rng: np.random.Generator, agg_bus: dict[int, int],
+                counts: dict[int, int]) -> pd.DataFrame:
+    """One scenario's EVs: ``counts[a]`` at each aggregator ``a``, drawn as :func:`make_instance` says."""
+    fo = params.fleet
+    cap = fo.battery_kwh
+    n = sum(counts.values())
+    arrive_h = np.clip(np.rint(rng.normal(params.arrival_hour_mean, params.arrival_hour_sd, n)), 13, 23)
+    depart_h = np.clip(np.rint(rng.normal(params.departure_hour_mean, params.departure_hour_sd, n)), 5, 11)
+    soc0 = rng.uniform(params.soc_init_min, params.soc_init_max, n)
+    aggregator = np.repeat(list(counts), list(counts.values()))
+    number = np.concatenate([np.arange(k) for k in counts.values()]) if n else np.array([], dtype=int)
+    fleet = pd.DataFrame(
+        {
+            "ev": [f"a{a}e{i:03d}" for a, i in zip(aggregator, number, strict=True)],
+            "aggregator": aggregator,
+            "bus": [agg_bus[a] for a in aggregator],
+            "arrival": (arrive_h - HORIZON_START_HOUR).astype(int),
+            "departure": (depart_h + 24 - HORIZON_START_HOUR).astype(int),
+            "e_init_kwh": soc0 * cap,
+            "e_req_kwh": params.soc_required * cap,
+            "e_min_kwh": fo.soc_min * cap,
+            "e_max_kwh": fo.soc_max * cap,
+            "p_max_kw": fo.charger_kw,
+            "eta_ch": fo.charge_efficiency,
+            "eta_dis": fo.discharge_efficiency,
+        }
+    )
+    check_fleet(fleet, N_PERIODS, DT_H)
+    return fleet
 
 
 def one_scenario(case: KeramaCase, scenario: int) -> KeramaCase:

@@ -29,6 +29,7 @@ from evgrid.formulations.bilevel import (
     declare_kkt,
     declare_strong_duality,
 )
+from evgrid.formulations.distflow import radial_lines
 from evgrid.formulations.fleet import declare_ev_fleet
 from evgrid.formulations.network import declare_network
 from evgrid.networks import NetworkData
@@ -339,7 +340,11 @@ def robust_voltage_margins(case: KeramaCase) -> dict[int, dict]:
 def shared_path_impedance(net: NetworkData) -> tuple[np.ndarray, np.ndarray]:
     """``R[i, j]``, ``X[i, j]``: series resistance/reactance (pu) common to the paths 0->i and 0->j."""
     n = len(net.buses)
-    parent = {int(b.to_bus): (int(b.from_bus), b.r_pu, b.x_pu) for b in net.branches.itertuples()}
+    # Branches oriented away from the root (a grid's own from/to need not be: SimBench's are not).
+    parent = {
+        int(line.receiving_bus): (int(line.sending_bus), line.r_pu, line.x_pu)
+        for line in radial_lines(net).itertuples()
+    }
     path: dict[int, dict[int, tuple[float, float]]] = {}
     for bus in range(n):
         edges, node = {}, bus
