@@ -43,6 +43,8 @@ def _case(total_evs: int):
 
 
 def _row(method, step, build_s, result, wall_s):
+    """``other_s``: the rest of the call: loading the solution and, for the persistent LP,
+    handing HiGHS the optimality rows the high-point bound left out."""
     return {
         "method": method, "step": step, "pyomo_build_s": build_s,
         "translation_s": result.build_time_s, "highs_s": result.solve_time_s,
@@ -99,7 +101,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "kerama2025_overhead.csv"
     table.round(2).to_csv(path, index=False)
-    totals = table.groupby("method")[["pyomo_build_s", "translation_s", "highs_s", "other_s"]].sum()
+    both = table[table["step"].isin(["high-point bound", "subproblem"])]  # what both ways do
+    totals = both.groupby("method")[["pyomo_build_s", "translation_s", "highs_s", "other_s"]].sum()
     totals["total_s"] = totals.sum(axis=1)
     print(table.round(2).to_string(index=False))
     print(totals.round(1).to_string())

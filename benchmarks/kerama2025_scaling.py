@@ -208,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         # asked, monolithic for those up to --monolithic-max-evs.
         earlier = pd.read_csv(csv)
         redo = (earlier["evs"].isin(args.evs)) & (
-            (earlier["method"].str.startswith("benders")) | (earlier["evs"] <= args.monolithic_max_evs))
+            (earlier["method"] == METHOD["distance"])
+            | ((earlier["method"] == METHOD["no_good"]) & earlier["evs"].isin(args.no_good_evs))
+            | ((earlier["method"] == "monolithic") & (earlier["evs"] <= args.monolithic_max_evs)))
         rows = earlier[~redo].to_dict("records")
         kept = {(r["method"], r["evs"]) for r in rows}
     for evs in args.evs:
@@ -226,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows).sort_values(["evs", "method"], kind="stable")
     table.round(4).to_csv(csv, index=False)
     plot(table, OUT / "kerama2025_scaling.png")
-    for evs in args.no_good_evs:
-        plot_traces(evs, OUT / f"kerama2025_trace_{evs}.png")
+    for evs in args.evs:
+        if (OUT / f"kerama2025_trace_{evs}_distance.csv").exists():
+            plot_traces(evs, OUT / f"kerama2025_trace_{evs}.png")
     print(table.to_string())
     return 0
 
