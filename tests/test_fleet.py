@@ -12,6 +12,7 @@ from evgrid.formulations.fleet import (
     densest_need,
     energy_need_windows,
     fleet_schedule,
+    interval_needs,
     simultaneous_charge_discharge,
     uncontrolled_charging,
 )
@@ -65,6 +66,32 @@ def test_the_densest_need_is_the_window_with_the_highest_rate():
     assert row["rate_kw"] == pytest.approx(max((need_e1 + need_e2) / 5, need_e2 / 3))
     assert densest_need(_fleet(), n_periods=7, dt_h=0.5)["rate_kw"] == pytest.approx(2 * row["rate_kw"])
     assert densest_need(_fleet(e_req_kwh=[20.0, 30.0]), 7) is None
+
+
+def test_interval_needs_count_what_an_ev_cannot_draw_outside_the_interval():
+    need, room = interval_needs(_fleet(), n_periods=7)
+    need_e1, need_e2 = (40.0 - 20.0) / 0.9, (40.0 - 30.0) / 0.9  # e1 [1, 6), e2 [2, 5), 7 kW each
+    assert need[1, 6] == pytest.approx(need_e1 + need_e2)  # both wholly inside
+    assert need[2, 5] == pytest.approx(need_e2 + need_e1 - 2 * 7.0)  # e1 has periods 1 and 5 outside
+    assert need[3, 4] == 0.0 and need[4, 2] == 0.0  # too short; not an interval
+    assert room.tolist() == [0.0, 7.0, 14.0, 14.0, 14.0, 7.0, 0.0]
+    # where the EVs lie wholly inside, it is energy_need_windows' need
+    for row in energy_need_windows(_fleet(), 7).itertuples():
+        assert need[row.t_start, row.t_end] >= row.need_kwh - 1e-9
+    assert interval_needs(_fleet(), 7, dt_h=0.5)[0][2, 5] == pytest.approx(need_e2 + need_e1 - 7.0)
+
+
+def test_interval_needs_are_the_least_any_schedule_draws_in_each_interval():
+    # The EVs share no limit, so the least draw in an interval is exactly its need.
+    evs = _fleet()
+    need, _room = interval_needs(evs, n_periods=7)
+    m = pyo.ConcreteModel()
+    declare_ev_fleet(m, evs)
+    for t1 in range(7):
+        for t2 in range(t1 + 1, 8):
+            m.del_component("objective")
+            m.objective = pyo.Objective(expr=sum(m.p_ch_kw[e, t] for e, t in m.ev_t if t1 <= t < t2))
+            assert solve(m).objective == pytest.approx(need[t1, t2], abs=1e-6), (t1, t2)
 
 
 def _cost_model(evs, prices, exclusive):

@@ -131,6 +131,35 @@ def densest_need(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0) -> pd.Ser
     return row
 
 
+def interval_needs(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """What any schedule of the fleet must draw within each interval of periods, and the most it can draw per period.
+
+    ``need[t1, t2]`` (kWh at the grid side, for ``0 <= t1 < t2 <= n_periods``;
+    0 elsewhere) is ``sum_e (need_e - p_max_e * dt_h * outside_e)^+``, with
+    ``need_e = (e_req - e_init)^+ / eta_ch`` and ``outside_e`` the periods of
+    EV ``e``'s plug-in window outside ``[t1, t2)``: what it cannot have drawn
+    at full power outside the interval. It extends
+    :func:`energy_need_windows` (EVs wholly inside) to EVs partly inside, and
+    is Hall's condition for the fleet's charging on intervals: an import
+    limit ``x[t]`` can serve the fleet only if ``sum_{t1 <= t < t2} x[t] *
+    dt_h >= need[t1, t2]`` for every interval (necessary; on intervals
+    alone, not always sufficient). ``room[t]`` (kW) is what the EVs plugged
+    in at ``t`` can draw at full power. Ignores discharging, which only adds
+    to what must be drawn.
+    """
+    need_e = ((evs["e_req_kwh"] - evs["e_init_kwh"]).clip(lower=0) / evs["eta_ch"]).to_numpy()
+    p_max = evs["p_max_kw"].to_numpy()
+    arr, dep = evs["arrival"].to_numpy(), evs["departure"].to_numpy()
+    t = np.arange(n_periods + 1)
+    t1, t2 = t[:, None, None], t[None, :, None]  # interval [t1, t2), EVs on the last axis
+    inside = np.clip(np.minimum(dep, t2) - np.maximum(arr, t1), 0, None)
+    outside = (dep - arr) - inside
+    need = np.clip(need_e - p_max * dt_h * outside, 0, None).sum(axis=2)
+    need[t1[..., 0] >= t2[..., 0]] = 0.0
+    plugged = (arr[None, :] <= t[:-1, None]) & (t[:-1, None] < dep[None, :])
+    return need, plugged.astype(float) @ p_max
+
+
 def plugged_periods(evs: pd.DataFrame) -> list[tuple[object, int]]:
     """The ``(ev, t)`` pairs at which each EV is plugged in, in fleet order."""
     return [

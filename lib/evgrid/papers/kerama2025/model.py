@@ -253,13 +253,15 @@ def build_single_level(
                     m.kkt[a, s], m.agg[a, s], m.agg[a, s].cost_usd, grid=grid, **args
                 )
 
-    def net_load_kw(s, bus, t):
-        ev = sum(
+    def ev_kw(s, bus, t):
+        return sum(
             m.agg[a, s].b_imp_kw[t] - m.agg[a, s].b_exp_kw[t]
             for a in m.a
             if case.aggregator_bus[a] == bus
         )
-        return case.load_kw.at[bus, t] - case.pv_kw[s].at[bus, t] + ev
+
+    def net_load_kw(s, bus, t):
+        return case.load_kw.at[bus, t] - case.pv_kw[s].at[bus, t] + ev_kw(s, bus, t)
 
     m.p_import_kw = pyo.Var(m.s, m.t, bounds=(-1e5, 1e5), doc="substation import P0 (kW), Eq. (7)")
     if with_network:
@@ -269,18 +271,7 @@ def build_single_level(
         margins = robust_voltage_margins(case) if robust else {s: None for s in m.s}
         buses = list(case.network.buses["bus"])
         for s in m.s:
-            declare_network(
-                m.net[s],
-                case.network,
-                list(m.t),
-                {(b, t): net_load_kw(s, b, t) for b in buses for t in m.t},
-                {(b, t): case.load_kvar.at[b, t] for b in buses for t in m.t},
-                formulation="lindistflow",
-                losses=params.losses,
-                n_segments=params.n_segments,
-                v_source_pu=params.v_source_pu,
-                voltage_margin_pu=margins[s],
-            )
+            declare_scenario_network(m.net[s], case, s, lambda b, t, s=s: ev_kw(s, b, t), margins[s])
         m.eq_import = pyo.Constraint(
             m.s, m.t, rule=lambda m, s, t: m.p_import_kw[s, t] == m.net[s].p_import_kw[t]
         )
@@ -304,6 +295,32 @@ def build_single_level(
         doc="expected procurement cost plus peak penalty, Eq. (1)",
     )
     return m, SingleLevelInfo(kkt, len(m.grid.bit) if grid is not None else 0)
+
+
+def declare_scenario_network(block: pyo.Block, case: KeramaCase, scenario: int, ev_kw,
+                             voltage_margin_pu=None) -> None:
+    """Scenario ``scenario``'s feeder on ``block``: linearised DistFlow (Eqs. 2-7) with the case's losses model.
+
+    Each bus carries its forecast load minus the scenario's PV plus
+    ``ev_kw(bus, t)``, what the aggregators there draw (an expression or a
+    number); ``voltage_margin_pu`` is the robust tightening of
+    :func:`robust_voltage_margins` (None: nominal limits).
+    """
+    params = case.params
+    buses, periods = list(case.network.buses["bus"]), list(case.periods)
+    declare_network(
+        block,
+        case.network,
+        periods,
+        {(b, t): case.load_kw.at[b, t] - case.pv_kw[scenario].at[b, t] + ev_kw(b, t)
+         for b in buses for t in periods},
+        {(b, t): case.load_kvar.at[b, t] for b in buses for t in periods},
+        formulation="lindistflow",
+        losses=params.losses,
+        n_segments=params.n_segments,
+        v_source_pu=params.v_source_pu,
+        voltage_margin_pu=voltage_margin_pu,
+    )
 
 
 def robust_voltage_margins(case: KeramaCase) -> dict[int, dict]:
