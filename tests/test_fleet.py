@@ -94,6 +94,23 @@ def test_interval_needs_are_the_least_any_schedule_draws_in_each_interval():
             assert solve(m).objective == pytest.approx(need[t1, t2], abs=1e-6), (t1, t2)
 
 
+def test_net_interval_needs_let_an_ev_feed_the_others_and_bound_the_net_draw():
+    evs = _fleet()
+    net, _room = interval_needs(evs, n_periods=7, net=True)
+    gross, _room = interval_needs(evs, n_periods=7)
+    # in [3, 4) e1 (4 periods outside) can gain 20 - 0.9 * 7 * 4 = -5.2 kWh: it may give 0.9 * 5.2 back
+    assert net[3, 4] == pytest.approx(0.9 * (20 - 0.9 * 7 * 4) + 0.9 * (10 - 0.9 * 7 * 2))
+    assert net[1, 6] == pytest.approx(gross[1, 6])  # both wholly inside: nothing to give
+    m = pyo.ConcreteModel()
+    declare_ev_fleet(m, evs)
+    for t1 in range(7):
+        for t2 in range(t1 + 1, 8):
+            m.del_component("objective")
+            m.objective = pyo.Objective(
+                expr=sum(m.p_ch_kw[e, t] - m.p_dis_kw[e, t] for e, t in m.ev_t if t1 <= t < t2))
+            assert solve(m).objective >= net[t1, t2] - 1e-6, (t1, t2)
+
+
 def _cost_model(evs, prices, exclusive):
     m = pyo.ConcreteModel()
     declare_ev_fleet(m, evs, exclusive_binaries=exclusive)

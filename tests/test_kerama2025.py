@@ -105,6 +105,20 @@ def test_a_budget_that_breaks_the_network_names_the_family_and_hour():
     assert "upper voltage limit (Eq. 6) at 12:00, bus 18, scenario 0" in str(err.value)  # PV backfeed
 
 
+def test_a_fleet_the_feeder_cannot_carry_is_refused_before_building_with_its_window():
+    from evgrid.papers.kerama2025.model import NetworkInfeasibleError, check_fleet_energy
+
+    check_fleet_energy(_small())
+    crowded = make_small_kerama(n_aggregators=1, aggregator_buses=[18], n_scenarios=1,
+                                fleet=FleetOptions(n_evs=400, battery_kwh=60.0, charger_kw=7.2))
+    with pytest.raises(NetworkInfeasibleError,
+                       match=r"scenario 0: from \d\d:00 to \d\d:00 the EVs must draw [\d,]+ kWh but the "
+                             r"feeder carries at most [\d,]+ kWh .* [\d,]+ kWh short"):
+        check_fleet_energy(crowded)
+    with pytest.raises(NetworkInfeasibleError, match="cannot carry the fleets' energy"):
+        build_single_level(crowded)
+
+
 def test_single_level_with_the_robust_network_solves_on_a_small_instance():
     case = _small(n_scenarios=1)
     model, _info, result = solve_small_kerama(case)

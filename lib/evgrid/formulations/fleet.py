@@ -131,7 +131,8 @@ def densest_need(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0) -> pd.Ser
     return row
 
 
-def interval_needs(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def interval_needs(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0, *,
+                   net: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """What any schedule of the fleet must draw within each interval of periods, and the most it can draw per period.
 
     ``need[t1, t2]`` (kWh at the grid side, for ``0 <= t1 < t2 <= n_periods``;
@@ -144,8 +145,16 @@ def interval_needs(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0) -> tupl
     limit ``x[t]`` can serve the fleet only if ``sum_{t1 <= t < t2} x[t] *
     dt_h >= need[t1, t2]`` for every interval (necessary; on intervals
     alone, not always sufficient). ``room[t]`` (kW) is what the EVs plugged
-    in at ``t`` can draw at full power. Ignores discharging, which only adds
-    to what must be drawn.
+    in at ``t`` can draw at full power. This counts charging only
+    (discharging adds to it).
+
+    With ``net``, ``need[t1, t2]`` bounds the fleet's *net* draw (charging
+    minus discharging) from below instead, which is what a bus sees: an EV
+    that can charge more outside the interval than it needs may discharge
+    inside it and feed the others. Per EV, with ``L`` the energy its battery
+    must still gain inside, ``e_req - e_init - eta_ch * p_max * dt_h *
+    outside``: ``L / eta_ch`` if ``L >= 0``, else ``max(eta_dis * L, -p_max
+    * dt_h * inside)``, summed without clipping.
     """
     need_e = ((evs["e_req_kwh"] - evs["e_init_kwh"]).clip(lower=0) / evs["eta_ch"]).to_numpy()
     p_max = evs["p_max_kw"].to_numpy()
@@ -154,7 +163,13 @@ def interval_needs(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0) -> tupl
     t1, t2 = t[:, None, None], t[None, :, None]  # interval [t1, t2), EVs on the last axis
     inside = np.clip(np.minimum(dep, t2) - np.maximum(arr, t1), 0, None)
     outside = (dep - arr) - inside
-    need = np.clip(need_e - p_max * dt_h * outside, 0, None).sum(axis=2)
+    if net:
+        eta_ch, eta_dis = evs["eta_ch"].to_numpy(), evs["eta_dis"].to_numpy()
+        gain = (evs["e_req_kwh"] - evs["e_init_kwh"]).to_numpy() - eta_ch * p_max * dt_h * outside
+        need = np.where(gain >= 0, gain / eta_ch,
+                        np.maximum(eta_dis * gain, -p_max * dt_h * inside)).sum(axis=2)
+    else:
+        need = np.clip(need_e - p_max * dt_h * outside, 0, None).sum(axis=2)
     need[t1[..., 0] >= t2[..., 0]] = 0.0
     plugged = (arr[None, :] <= t[:-1, None]) & (t[:-1, None] < dep[None, :])
     return need, plugged.astype(float) @ p_max

@@ -42,6 +42,7 @@ from evgrid.papers.kerama2025.evaluate import linear_vs_ac
 from evgrid.papers.kerama2025.model import (
     NetworkInfeasibleError,
     build_single_level,
+    check_fleet_energy,
     check_network_budget,
     declare_scenario_network,
     linear_state,
@@ -609,6 +610,7 @@ def solve_benders(
     start = time.perf_counter()
     options = _benders_options(workers, parallel)
     check_network_budget(case)
+    check_fleet_energy(case)
     token = uuid.uuid4().hex
 
     # plain text on stdout: no widget, nothing on stderr

@@ -30,7 +30,7 @@ from evgrid.formulations.bilevel import (
     declare_strong_duality,
 )
 from evgrid.formulations.distflow import radial_lines
-from evgrid.formulations.fleet import declare_ev_fleet
+from evgrid.formulations.fleet import declare_ev_fleet, interval_needs
 from evgrid.formulations.network import declare_network
 from evgrid.networks import NetworkData
 from evgrid.papers.kerama2025.case import DT_H, N_PERIODS, SCHEDULE_COLUMNS, KeramaCase
@@ -42,6 +42,7 @@ __all__ = [
     "aggregator_bids",
     "build_aggregator_lp",
     "build_single_level",
+    "check_fleet_energy",
     "check_network_budget",
     "declare_aggregator",
     "follower_optima",
@@ -267,6 +268,7 @@ def build_single_level(
     if with_network:
         if robust:
             check_network_budget(case)
+            check_fleet_energy(case)
         m.net = pyo.Block(m.s)
         margins = robust_voltage_margins(case) if robust else {s: None for s in m.s}
         buses = list(case.network.buses["bus"])
@@ -438,6 +440,73 @@ def check_network_budget(case: KeramaCase) -> None:
             f"leave the network infeasible in {len(problems)} bus-hours, whatever the aggregators "
             "do; lower the budgets, raise v_source_pu or relax the limits:\n  "
             + "\n  ".join(problems[:10])
+        )
+
+
+def check_fleet_energy(case: KeramaCase) -> None:
+    """Fail before building if the feeder cannot carry the energy the fleets must draw.
+
+    Per scenario and hour, the most the aggregators together can import
+    while every bus stays at or above ``vmin`` under the robust budget: a
+    small LP over the aggregators' net imports, each between its plugged-in
+    EVs discharging and charging at full power (one aggregator feeding the
+    feeder can make room for another), on the lossless linear DistFlow
+    sensitivities of :func:`robust_voltage_margins` (losses and current
+    limits only lower it). Per scenario and interval of hours, the fleets'
+    net draw is at least ``interval_needs(..., net=True)``
+    (:func:`evgrid.formulations.fleet.interval_needs`); if that exceeds the
+    feeder's room summed over the interval, no schedule exists. The test is
+    necessary, not sufficient: an instance it passes may still be
+    infeasible, and the solve then says so. Raises :class:`NetworkInfeasibleError` naming the
+    scenario, the window (clock hours), the need, the room and the deficit
+    of the worst window of each infeasible scenario.
+    """
+    from scipy.optimize import linprog
+
+    params = case.params
+    net = case.network
+    r_shared, x_shared = shared_path_impedance(net)
+    base_kw = net.base_mva * 1e3
+    margins = robust_voltage_margins(case)
+    buses = list(net.buses["bus"])
+    agg_buses = [case.aggregator_bus[a] for a in case.aggregators]
+    sens = 2 * r_shared[:, agg_buses] / base_kw  # fall of v^2 per kW imported at each aggregator
+    problems = []
+    for s in case.scenarios:
+        need = np.zeros((N_PERIODS + 1, N_PERIODS + 1))
+        room_ev = np.zeros((len(agg_buses), N_PERIODS))
+        for i, a in enumerate(case.aggregators):
+            need_a, room_a = interval_needs(case.fleet(a, s), N_PERIODS, DT_H, net=True)
+            need += need_a
+            room_ev[i] = np.minimum(room_a, case.b_max_kw[a])
+        p = (case.load_kw - case.pv_kw[s]).to_numpy() / base_kw
+        q = case.load_kvar.to_numpy() / base_kw
+        headroom = (params.v_source_pu**2 - 2 * (r_shared @ p + x_shared @ q) - params.vmin_pu**2
+                    - np.array([[margins[s][(b, t)][0] for t in case.periods] for b in buses]))
+        room = np.zeros(N_PERIODS)
+        for t in case.periods:
+            if room_ev[:, t].sum() <= 0:
+                continue  # no EV plugged in: nothing to carry
+            lp = linprog(-np.ones(len(agg_buses)), A_ub=sens, b_ub=headroom[:, t],
+                         bounds=list(zip(-room_ev[:, t], room_ev[:, t], strict=True)),
+                         method="highs")
+            room[t] = -lp.fun if lp.status == 0 else 0.0
+        cum = np.concatenate([[0.0], np.cumsum(room * DT_H)])
+        deficit = need - (cum[None, :] - cum[:, None])
+        deficit[np.tril_indices(N_PERIODS + 1)] = 0.0
+        t1, t2 = np.unravel_index(np.argmax(deficit), deficit.shape)
+        if deficit[t1, t2] > 1e-6 * max(1.0, need[t1, t2]):
+            problems.append(
+                f"scenario {s}: from {case.clock_hour[t1]:02d}:00 to "
+                f"{(case.clock_hour[t2 - 1] + 1) % 24:02d}:00 the EVs must draw {need[t1, t2]:,.0f} kWh "
+                f"but the feeder carries at most {need[t1, t2] - deficit[t1, t2]:,.0f} kWh to the "
+                f"aggregators' buses within vmin={params.vmin_pu} pu: {deficit[t1, t2]:,.0f} kWh short"
+            )
+    if problems:
+        raise NetworkInfeasibleError(
+            f"the feeder cannot carry the fleets' energy in {len(problems)} scenario(s), whatever the "
+            "caps and schedules (Eqs. 2-7 and 11-14 cannot hold together); fewer EVs, more "
+            "aggregator buses, or a smaller robust budget:\n  " + "\n  ".join(problems[:10])
         )
 
 
