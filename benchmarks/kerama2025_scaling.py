@@ -4,10 +4,15 @@ Run from the repo root (it takes about an hour on the 2-core machine)::
 
     .venv/bin/python benchmarks/kerama2025_scaling.py
     .venv/bin/python benchmarks/kerama2025_scaling.py --evs 100 200 --monolithic-time-limit 60
+    .venv/bin/python benchmarks/kerama2025_scaling.py --grid 1-MV-semiurb--0-sw --evs 500 2000
 
-Each fleet size (total EVs over the 5 aggregators, 10 scenarios, 24 h, robust
-DistFlow, strong-duality reformulation) runs in its own process, so that
-memory and time do not leak between runs:
+Each fleet size (total EVs, 10 scenarios, 24 h, robust DistFlow,
+strong-duality reformulation) runs in its own process, so that memory and
+time do not leak between runs. The grid is the paper's 33-bus feeder with
+its 5 aggregators (``--grid ieee33``, the default) or a SimBench MV grid
+with ``--aggregators`` aggregators at its most residential buses, on its
+evening-peak day (:func:`evgrid.papers.kerama2025.grid_case.make_grid_instance`);
+a SimBench run writes its files with the grid's tag (``_semiurb``).
 
 * **Benders** (:func:`evgrid.papers.kerama2025.decomposition.solve_benders`, 2 worker processes,
   tolerance 0.5%, ``--benders-time-limit``): instance build time, wall
@@ -22,8 +27,9 @@ memory and time do not leak between runs:
   alone), with the same 0.5% gap and ``--monolithic-time-limit``: build,
   warm-start and solve time, status, incumbent and gap. Sizes above ``--monolithic-max-evs`` are skipped.
 
-Writes ``benchmarks/results/kerama2025_scaling.csv`` and ``.png``; the README
-quotes them. Timings are for this machine; rerun before comparing.
+Writes ``benchmarks/results/kerama2025_scaling<tag>.csv`` and ``.png`` (a
+log-log plot with the fitted exponent of the runs that closed the gap); the
+README quotes them. Timings are for this machine; rerun before comparing.
 """
 
 from __future__ import annotations
@@ -45,25 +51,43 @@ OUT = ROOT / "benchmarks" / "results"
 METHOD = {"distance": "benders", "no_good": "benders (no-good cuts)"}
 
 
-def _params(total_evs: int):
-    from evgrid.core.config import load_section
+#: The grid a run uses: the paper's 33-bus feeder, or a SimBench MV grid (its code).
+IEEE33 = "ieee33"
+
+
+def _case(total_evs: int, grid: str, n_aggregators: int):
+    """The Kerama case with ``total_evs`` EVs: the paper's instance, or the same study on a SimBench grid.
+
+    On the 33-bus feeder the EVs are split evenly over the paper's 5
+    aggregators. On a SimBench MV grid (:func:`evgrid.papers.kerama2025.grid_case.make_grid_instance`)
+    ``n_aggregators`` aggregators sit at the most residential buses, with the
+    EVs in proportion to that load, on the grid's evening-peak day.
+    """
+    from evgrid.core.config import load_section, validate_section
+    from evgrid.papers.kerama2025.case import make_instance
 
     base = load_section("kerama2025").model_dump()
-    base["fleet"]["n_evs"] = total_evs // base["n_aggregators"]
-    return base
+    if grid == IEEE33:
+        base["fleet"]["n_evs"] = total_evs // base["n_aggregators"]
+        return make_instance(validate_section("kerama2025", base))
+    from evgrid.data.simbench import evening_peak_day
+    from evgrid.networks import load_simbench_mv
+    from evgrid.papers.kerama2025.grid_case import evs_by_residential_load, make_grid_instance
+
+    net = load_simbench_mv(grid)
+    counts = evs_by_residential_load(net, total_evs, n_aggregators)
+    return make_grid_instance(validate_section("kerama2025", base), net, evening_peak_day(net), counts)
 
 
-def _benders(total_evs: int, time_limit_s: float, feasibility: str, queue) -> None:
-    from evgrid.core.config import validate_section
+def _benders(total_evs: int, time_limit_s: float, feasibility: str, grid: str, n_aggregators: int,
+             queue) -> None:
     from evgrid.core.solvers import NoIncumbentError
-    from evgrid.papers.kerama2025.case import make_instance
     from evgrid.papers.kerama2025.decomposition import solve_benders
     from evgrid.papers.kerama2025.model import NetworkInfeasibleError
 
     warnings.simplefilter("ignore")
-    params = validate_section("kerama2025", _params(total_evs))
     start = time.perf_counter()
-    case = make_instance(params)
+    case = _case(total_evs, grid, n_aggregators)
     build_s = time.perf_counter() - start
     try:
         result = solve_benders(case, tol=0.005, workers=2, time_limit_s=time_limit_s,
@@ -80,7 +104,7 @@ def _benders(total_evs: int, time_limit_s: float, feasibility: str, queue) -> No
                    "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
         return
     trace = result.trace.assign(evs=total_evs, method=METHOD[feasibility])
-    trace.round(4).to_csv(OUT / f"kerama2025_trace_{total_evs}_{feasibility}.csv", index=False)
+    trace.round(4).to_csv(OUT / f"kerama2025_trace{_tag(grid)}_{total_evs}_{feasibility}.csv", index=False)
     queue.put({
         "method": METHOD[feasibility], "evs": total_evs, "wall_s": time.perf_counter() - start,
         "build_s": build_s,
@@ -93,18 +117,15 @@ def _benders(total_evs: int, time_limit_s: float, feasibility: str, queue) -> No
     })
 
 
-def _monolithic(total_evs: int, time_limit_s: float, queue) -> None:
+def _monolithic(total_evs: int, time_limit_s: float, grid: str, n_aggregators: int, queue) -> None:
     import pyomo.environ as pyo
 
-    from evgrid.core.config import validate_section
     from evgrid.core.solvers import SolverError, solve
-    from evgrid.papers.kerama2025.case import make_instance
     from evgrid.papers.kerama2025.model import build_single_level, warm_start
 
     warnings.simplefilter("ignore")
-    params = validate_section("kerama2025", _params(total_evs))
     start = time.perf_counter()
-    case = make_instance(params)
+    case = _case(total_evs, grid, n_aggregators)
     model, info = build_single_level(case)
     build_s = time.perf_counter() - start
     n_vars = sum(1 for _ in model.component_data_objects(pyo.Var))
@@ -132,11 +153,27 @@ def _run(target, *args) -> dict:
     return queue.get() if not queue.empty() else {"status": f"crashed (exit {proc.exitcode})"}
 
 
-def plot(table, path: Path) -> None:
+def _tag(grid: str) -> str:
+    """File-name tag of a grid: none for the 33-bus feeder, ``_semiurb`` and so on for SimBench."""
+    return "" if grid == IEEE33 else "_" + grid.split("-")[2]
+
+
+def fitted_exponent(table, method: str) -> float | None:
+    """Slope of log(wall time) on log(EVs) over ``method``'s runs that closed the gap (None if < 3 sizes)."""
+    import numpy as np
+
+    done = table[(table["method"] == method) & (table["status"] == "optimal")]
+    if done["evs"].nunique() < 3:  # two sizes that both close at the first iteration say nothing
+        return None
+    return float(np.polyfit(np.log(done["evs"]), np.log(done["wall_s"]), 1)[0])
+
+
+def plot(table, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, ax = plt.subplots(figsize=(8.5, 3.8))
     markers = {"optimal": ("o", "within 0.5%"), "gap": ("D", "time limit, gap reported"),
@@ -151,17 +188,24 @@ def plot(table, path: Path) -> None:
             if len(pts):
                 ax.plot(pts["evs"], pts["wall_s"], marker, ms=8, color=line.get_color(),
                         label=f"{method}: {what}")
+        slope = fitted_exponent(table, method)
+        if slope is not None:
+            done = group[group["status"] == "optimal"]
+            x = np.array([done["evs"].min(), done["evs"].max()])
+            c = np.exp(np.mean(np.log(done["wall_s"]) - slope * np.log(done["evs"])))
+            ax.plot(x, c * x**slope, ":", color=line.get_color(),
+                    label=f"{method}: fit, time ~ EVs^{slope:.2f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("EVs (5 aggregators, 10 scenarios)")
+    ax.set_xlabel("EVs (all aggregators, 10 scenarios)")
     ax.set_ylabel("wall time (s), 2 cores")
-    ax.set_title("Kerama (2025): monolithic MILP vs Benders")
+    ax.set_title(title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.tight_layout()
+    fig.set_layout_engine("constrained")
     fig.savefig(path, dpi=120)
 
 
-def plot_traces(evs: int, path: Path) -> None:
+def plot_traces(evs: int, grid: str, path: Path) -> None:
     """Benders' bounds against time at one size, feasibility cuts against no-good cuts."""
     import matplotlib
 
@@ -171,7 +215,7 @@ def plot_traces(evs: int, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7.0, 3.6))
     for feasibility, method in METHOD.items():
-        path_csv = OUT / f"kerama2025_trace_{evs}_{feasibility}.csv"
+        path_csv = OUT / f"kerama2025_trace{_tag(grid)}_{evs}_{feasibility}.csv"
         if not path_csv.exists():
             continue
         trace = pd.read_csv(path_csv)
@@ -180,7 +224,7 @@ def plot_traces(evs: int, path: Path) -> None:
                 label=f"{method}: best schedule (upper bound)")
     ax.set_xlabel("wall time (s), 2 cores")
     ax.set_ylabel("expected daily cost (US$)")
-    ax.set_title(f"Kerama (2025), {evs} EVs: Benders' bounds")
+    ax.set_title(f"Kerama (2025), {evs} EVs on {grid}: Benders' bounds")
     ax.legend(fontsize=7)
     fig.set_layout_engine("constrained")
     fig.savefig(path, dpi=120)
@@ -190,7 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--evs", type=int, nargs="+", default=[100, 200, 500, 1000, 2000])
+    parser.add_argument("--grid", default=IEEE33,
+                        help="'ieee33' (the paper's feeder, 5 aggregators) or a SimBench MV code, "
+                             "e.g. 1-MV-semiurb--0-sw")
+    parser.add_argument("--aggregators", type=int, default=10,
+                        help="aggregators on a SimBench grid (at its most residential buses)")
+    parser.add_argument("--evs", type=int, nargs="+", default=None,
+                        help="total EVs (default: 100 200 500 1000 2000 on ieee33, 500 1000 2000 5000 on SimBench)")
     parser.add_argument("--benders-time-limit", type=float, default=900.0)
     parser.add_argument("--monolithic-time-limit", type=float, default=120.0)
     parser.add_argument("--monolithic-max-evs", type=int, default=500)
@@ -199,9 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--append", action="store_true",
                         help="keep the other fleet sizes' rows of an earlier run's CSV")
     args = parser.parse_args(argv)
+    if args.evs is None:
+        args.evs = [100, 200, 500, 1000, 2000] if args.grid == IEEE33 else [500, 1000, 2000, 5000]
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
-    csv = OUT / "kerama2025_scaling.csv"
+    tag = _tag(args.grid)
+    csv = OUT / f"kerama2025_scaling{tag}.csv"
     kept: set[tuple[str, int]] = set()
     if args.append and csv.exists():
         # Keep every earlier row this run does not redo: Benders for the sizes
@@ -213,25 +266,32 @@ def main(argv: list[str] | None = None) -> int:
             | ((earlier["method"] == "monolithic") & (earlier["evs"] <= args.monolithic_max_evs)))
         rows = earlier[~redo].to_dict("records")
         kept = {(r["method"], r["evs"]) for r in rows}
+    where = (args.grid, args.aggregators)
     for evs in args.evs:
-        rows.append(_run(_benders, evs, args.benders_time_limit, "distance"))
+        rows.append(_run(_benders, evs, args.benders_time_limit, "distance", *where))
         print(json.dumps(rows[-1]), flush=True)
         if evs in args.no_good_evs:
-            rows.append(_run(_benders, evs, args.benders_time_limit, "no_good"))
+            rows.append(_run(_benders, evs, args.benders_time_limit, "no_good", *where))
             print(json.dumps(rows[-1]), flush=True)
         if evs <= args.monolithic_max_evs:
-            rows.append(_run(_monolithic, evs, args.monolithic_time_limit))
+            rows.append(_run(_monolithic, evs, args.monolithic_time_limit, *where))
         elif ("monolithic", evs) not in kept:
             rows.append({"method": "monolithic", "evs": evs, "status": "skipped",
                          "message": f"above --monolithic-max-evs {args.monolithic_max_evs}"})
         print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows).sort_values(["evs", "method"], kind="stable")
     table.round(4).to_csv(csv, index=False)
-    plot(table, OUT / "kerama2025_scaling.png")
+    where_text = "the 33-bus feeder, 5 aggregators" if args.grid == IEEE33 else \
+        f"SimBench {args.grid}, {args.aggregators} aggregators"
+    plot(table, OUT / f"kerama2025_scaling{tag}.png", f"Kerama (2025) on {where_text}")
     for evs in args.evs:
-        if (OUT / f"kerama2025_trace_{evs}_distance.csv").exists():
-            plot_traces(evs, OUT / f"kerama2025_trace_{evs}.png")
+        if (OUT / f"kerama2025_trace{tag}_{evs}_distance.csv").exists():
+            plot_traces(evs, args.grid, OUT / f"kerama2025_trace{tag}_{evs}.png")
     print(table.to_string())
+    for method in table["method"].unique():
+        slope = fitted_exponent(table, method)
+        if slope is not None:
+            print(f"{method}: wall time ~ EVs^{slope:.2f} over the runs that closed the gap")
     return 0
 
 
