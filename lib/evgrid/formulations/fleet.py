@@ -156,7 +156,6 @@ def interval_needs(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0, *,
     outside``: ``L / eta_ch`` if ``L >= 0``, else ``max(eta_dis * L, -p_max
     * dt_h * inside)``, summed without clipping.
     """
-    need_e = ((evs["e_req_kwh"] - evs["e_init_kwh"]).clip(lower=0) / evs["eta_ch"]).to_numpy()
     p_max = evs["p_max_kw"].to_numpy()
     arr, dep = evs["arrival"].to_numpy(), evs["departure"].to_numpy()
     t = np.arange(n_periods + 1)
@@ -169,6 +168,7 @@ def interval_needs(evs: pd.DataFrame, n_periods: int, dt_h: float = 1.0, *,
         need = np.where(gain >= 0, gain / eta_ch,
                         np.maximum(eta_dis * gain, -p_max * dt_h * inside)).sum(axis=2)
     else:
+        need_e = ((evs["e_req_kwh"] - evs["e_init_kwh"]).clip(lower=0) / evs["eta_ch"]).to_numpy()
         need = np.clip(need_e - p_max * dt_h * outside, 0, None).sum(axis=2)
     need[t1[..., 0] >= t2[..., 0]] = 0.0
     plugged = (arr[None, :] <= t[:-1, None]) & (t[:-1, None] < dep[None, :])

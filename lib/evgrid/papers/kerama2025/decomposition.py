@@ -404,6 +404,24 @@ class BendersResult:
         return pd.concat([s.schedule for s in self.scenarios.values()], ignore_index=True)
 
 
+def _level_bits(case: KeramaCase, level) -> dict[tuple[int, int], int]:
+    """The master's bits ``(cap index, bit)`` of the grid levels ``level(a, t)`` of the free caps."""
+    hat = {}
+    for idx, (a, t) in enumerate(case.free_caps):
+        value = level(a, t)
+        for k in range(case.params.cap_bits):
+            hat[idx, k] = (value >> k) & 1
+    return hat
+
+
+def _grid_bits(case: KeramaCase, cap_kw, slack: float) -> dict[tuple[int, int], int]:
+    """Bits of the smallest grid levels at or above ``cap_kw(a, t)`` (kW; ``slack`` in levels absorbs round-off)."""
+    top = 2**case.params.cap_bits - 1
+    return _level_bits(
+        case, lambda a, t: min(top, int(np.ceil(cap_kw(a, t) / (case.b_max_kw[a] / top) - slack)))
+    )
+
+
 def _high_point_grid_point(case: KeramaCase, imports: list[dict]) -> dict[tuple[int, int], int]:
     """Grid bits of the caps that follow the high-point schedules, for an early upper bound.
 
@@ -415,16 +433,7 @@ def _high_point_grid_point(case: KeramaCase, imports: list[dict]) -> dict[tuple[
     bound (and if an aggregator's response overloads the feeder, the grid
     point is infeasible and cut off like any other).
     """
-    n_bits = case.params.cap_bits
-    top = 2**n_bits - 1
-    hat = {}
-    for idx, (a, t) in enumerate(case.free_caps):
-        step = case.b_max_kw[a] / top
-        need = max(imp[a, t] for imp in imports)
-        level = min(top, int(np.ceil(need / step - 1e-6)))
-        for k in range(n_bits):
-            hat[idx, k] = (level >> k) & 1
-    return hat
+    return _grid_bits(case, lambda a, t: max(imp[a, t] for imp in imports), slack=1e-6)
 
 
 def _spread_grid_point(case: KeramaCase) -> dict[tuple[int, int], int]:
@@ -437,8 +446,7 @@ def _spread_grid_point(case: KeramaCase) -> dict[tuple[int, int], int]:
     a uniform rate below it cannot serve them), plus one level of slack. It spreads charging over the night, the
     opposite of the uncapped response that piles it into the cheapest hours.
     """
-    n_bits = case.params.cap_bits
-    top = 2**n_bits - 1
+    top = 2**case.params.cap_bits - 1
     levels = {}
     for a in case.aggregators:
         rate = 0.0
@@ -448,11 +456,7 @@ def _spread_grid_point(case: KeramaCase) -> dict[tuple[int, int], int]:
                 rate = max(rate, densest["rate_kw"])
         step = case.b_max_kw[a] / top
         levels[a] = min(top, int(np.ceil(rate / step - 1e-9)) + 1)
-    hat = {}
-    for idx, (a, _t) in enumerate(case.free_caps):
-        for k in range(n_bits):
-            hat[idx, k] = (levels[a] >> k) & 1
-    return hat
+    return _level_bits(case, lambda a, _t: levels[a])
 
 
 def build_safe_caps(case: KeramaCase) -> pyo.ConcreteModel:
@@ -552,15 +556,7 @@ def _safe_grid_point(case: KeramaCase) -> dict[tuple[int, int], int] | None:
         _solve_lp(model, case)
     except InfeasibleModelError:
         return None
-    n_bits = case.params.cap_bits
-    top = 2**n_bits - 1
-    hat = {}
-    for idx, (a, t) in enumerate(case.free_caps):
-        step = case.b_max_kw[a] / top
-        level = min(top, int(np.ceil(pyo.value(model.cap_kw[a, t]) / step - 1e-6)))
-        for k in range(n_bits):
-            hat[idx, k] = (level >> k) & 1
-    return hat
+    return _grid_bits(case, lambda a, t: pyo.value(model.cap_kw[a, t]), slack=1e-6)
 
 
 def solve_benders(
@@ -720,8 +716,10 @@ def solve_benders(
             if iteration == 1:
                 # the uncapped point feasible: the guided caps, a good upper bound early, often
                 # within the tolerance; infeasible: first the safe caps, feasible by construction
-                bar.set_description("safe caps")
-                safe = None if best_hat is not None else _safe_grid_point(case)
+                safe = None
+                if best_hat is None:
+                    bar.set_description("safe caps")
+                    safe = _safe_grid_point(case)
                 pending = [guided] if best_hat is not None else (
                     [safe, guided] if safe is not None else [guided, None])
             tried.add(tuple(hat[ik] for ik in key))

@@ -271,7 +271,6 @@ def build_single_level(
             check_fleet_energy(case)
         m.net = pyo.Block(m.s)
         margins = robust_voltage_margins(case) if robust else {s: None for s in m.s}
-        buses = list(case.network.buses["bus"])
         for s in m.s:
             declare_scenario_network(m.net[s], case, s, lambda b, t, s=s: ev_kw(s, b, t), margins[s])
         m.eq_import = pyo.Constraint(
@@ -385,6 +384,17 @@ class NetworkInfeasibleError(ValueError):
     """The robust network constraints cannot hold, whatever the aggregators do."""
 
 
+def _voltage_drop_without_evs(case: KeramaCase, scenario: int, r_shared: np.ndarray, x_shared: np.ndarray,
+                              margins: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Bus x hour arrays (pu squared): the fall of ``v^2`` from the source under the load minus PV alone,
+    and the robust lower-limit offset of :func:`robust_voltage_margins`."""
+    base_kw = case.network.base_mva * 1e3
+    p = (case.load_kw - case.pv_kw[scenario]).to_numpy() / base_kw
+    q = case.load_kvar.to_numpy() / base_kw
+    margin = np.array([[margins[scenario][(b, t)][0] for t in case.periods] for b in case.network.buses["bus"]])
+    return 2 * (r_shared @ p + x_shared @ q), margin
+
+
 def check_network_budget(case: KeramaCase) -> None:
     """Fail before building if the voltage limits cannot hold under the robust budgets.
 
@@ -415,11 +425,8 @@ def check_network_budget(case: KeramaCase) -> None:
             ev_bus[case.aggregator_bus[a], ev.arrival : ev.departure] += ev.p_max_kw
         for a, bus in case.aggregator_bus.items():
             ev_bus[bus] = np.minimum(ev_bus[bus], case.b_max_kw[a])
-        p = (case.load_kw - case.pv_kw[s]).to_numpy() / base_kw
-        q = case.load_kvar.to_numpy() / base_kw
-        drop = 2 * (r_shared @ p + x_shared @ q)
+        drop, margin = _voltage_drop_without_evs(case, s, r_shared, x_shared, margins)
         ev = 2 * (r_shared @ ev_bus) / base_kw
-        margin = np.array([[margins[s][(b, t)][0] for t in case.periods] for b in net.buses["bus"]])
         v_low = np.sqrt(np.clip(v0_sq - drop + ev - margin, 0, None))
         v_high = np.sqrt(np.clip(v0_sq - drop - ev + margin, 0, None))
         families = [("lower voltage limit (Eq. 6)", v_low < params.vmin_pu - 1e-9, v_low, params.vmin_pu)]
@@ -468,7 +475,6 @@ def check_fleet_energy(case: KeramaCase) -> None:
     r_shared, x_shared = shared_path_impedance(net)
     base_kw = net.base_mva * 1e3
     margins = robust_voltage_margins(case)
-    buses = list(net.buses["bus"])
     agg_buses = [case.aggregator_bus[a] for a in case.aggregators]
     sens = 2 * r_shared[:, agg_buses] / base_kw  # fall of v^2 per kW imported at each aggregator
     problems = []
@@ -479,10 +485,8 @@ def check_fleet_energy(case: KeramaCase) -> None:
             need_a, room_a = interval_needs(case.fleet(a, s), N_PERIODS, DT_H, net=True)
             need += need_a
             room_ev[i] = np.minimum(room_a, case.b_max_kw[a])
-        p = (case.load_kw - case.pv_kw[s]).to_numpy() / base_kw
-        q = case.load_kvar.to_numpy() / base_kw
-        headroom = (params.v_source_pu**2 - 2 * (r_shared @ p + x_shared @ q) - params.vmin_pu**2
-                    - np.array([[margins[s][(b, t)][0] for t in case.periods] for b in buses]))
+        drop, margin = _voltage_drop_without_evs(case, s, r_shared, x_shared, margins)
+        headroom = params.v_source_pu**2 - drop - margin - params.vmin_pu**2
         room = np.zeros(N_PERIODS)
         for t in case.periods:
             if room_ev[:, t].sum() <= 0:
