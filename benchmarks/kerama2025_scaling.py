@@ -49,6 +49,17 @@ OUT = ROOT / "benchmarks" / "results"
 
 #: The method column of a Benders row, by how infeasible grid points are cut off.
 METHOD = {"distance": "benders", "no_good": "benders (no-good cuts)"}
+#: ... and by how a grid point is evaluated (the strong-duality LP is the default).
+SUBPROBLEM = {"strong_duality": "", "value_function": " (value function)"}
+
+
+def _method(feasibility: str, subproblem: str) -> str:
+    return METHOD[feasibility] + SUBPROBLEM[subproblem]
+
+
+def _trace_name(grid: str, evs: int, feasibility: str, subproblem: str) -> str:
+    suffix = "" if subproblem == "strong_duality" else "_vf"
+    return f"kerama2025_trace{_tag(grid)}_{evs}_{feasibility}{suffix}.csv"
 
 
 #: The grid a run uses: the paper's 33-bus feeder, or a SimBench MV grid (its code).
@@ -79,8 +90,8 @@ def _case(total_evs: int, grid: str, n_aggregators: int):
     return make_grid_instance(validate_section("kerama2025", base), net, evening_peak_day(net), counts)
 
 
-def _benders(total_evs: int, time_limit_s: float, feasibility: str, grid: str, n_aggregators: int,
-             queue) -> None:
+def _benders(total_evs: int, time_limit_s: float, feasibility: str, subproblem: str, grid: str,
+             n_aggregators: int, queue) -> None:
     from evgrid.core.solvers import NoIncumbentError
     from evgrid.papers.kerama2025.decomposition import solve_benders
     from evgrid.papers.kerama2025.model import NetworkInfeasibleError
@@ -89,24 +100,25 @@ def _benders(total_evs: int, time_limit_s: float, feasibility: str, grid: str, n
     start = time.perf_counter()
     case = _case(total_evs, grid, n_aggregators)
     build_s = time.perf_counter() - start
+    method = _method(feasibility, subproblem)
     try:
         result = solve_benders(case, tol=0.005, workers=2, time_limit_s=time_limit_s,
-                               feasibility=feasibility)
+                               feasibility=feasibility, subproblem=subproblem)
     except NetworkInfeasibleError as err:  # the feeder cannot carry this fleet: say so, with the time
-        queue.put({"method": METHOD[feasibility], "evs": total_evs, "wall_s": time.perf_counter() - start,
+        queue.put({"method": method, "evs": total_evs, "wall_s": time.perf_counter() - start,
                    "build_s": build_s, "status": "infeasible", "message": str(err)[:300],
                    "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
         return
     except NoIncumbentError as err:  # stopped before any grid point was feasible
-        queue.put({"method": METHOD[feasibility], "evs": total_evs, "wall_s": time.perf_counter() - start,
+        queue.put({"method": method, "evs": total_evs, "wall_s": time.perf_counter() - start,
                    "build_s": build_s, "status": "NoIncumbentError", "bound": err.best_bound,
                    "message": str(err)[:300],
                    "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
         return
-    trace = result.trace.assign(evs=total_evs, method=METHOD[feasibility])
-    trace.round(4).to_csv(OUT / f"kerama2025_trace{_tag(grid)}_{total_evs}_{feasibility}.csv", index=False)
+    trace = result.trace.assign(evs=total_evs, method=method)
+    trace.round(4).to_csv(OUT / _trace_name(grid, total_evs, feasibility, subproblem), index=False)
     queue.put({
-        "method": METHOD[feasibility], "evs": total_evs, "wall_s": time.perf_counter() - start,
+        "method": method, "evs": total_evs, "wall_s": time.perf_counter() - start,
         "build_s": build_s,
         "feasibility_cuts": int(result.trace["feasibility_cuts"].iloc[-1]),
         "no_good_cuts": int(result.trace["no_good_cuts"].iloc[-1]),
@@ -214,8 +226,9 @@ def plot_traces(evs: int, grid: str, path: Path) -> None:
     import pandas as pd
 
     fig, ax = plt.subplots(figsize=(7.0, 3.6))
-    for feasibility, method in METHOD.items():
-        path_csv = OUT / f"kerama2025_trace{_tag(grid)}_{evs}_{feasibility}.csv"
+    for feasibility, subproblem in [(f, sp) for f in METHOD for sp in SUBPROBLEM]:
+        method = _method(feasibility, subproblem)
+        path_csv = OUT / _trace_name(grid, evs, feasibility, subproblem)
         if not path_csv.exists():
             continue
         trace = pd.read_csv(path_csv)
@@ -246,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--monolithic-max-evs", type=int, default=500)
     parser.add_argument("--no-good-evs", type=int, nargs="*", default=[500],
                         help="sizes also run with the no-good feasibility cuts, for comparison")
+    parser.add_argument("--subproblem", choices=list(SUBPROBLEM), default="strong_duality",
+                        help="how Benders evaluates a grid point (solve_benders' subproblem)")
+    parser.add_argument("--feasibility", choices=list(METHOD), default="distance",
+                        help="how the main Benders run cuts off infeasible grid points")
+    parser.add_argument("--no-monolithic", action="store_true", help="skip the monolithic runs")
     parser.add_argument("--append", action="store_true",
                         help="keep the other fleet sizes' rows of an earlier run's CSV")
     args = parser.parse_args(argv)
@@ -261,20 +279,24 @@ def main(argv: list[str] | None = None) -> int:
         # asked, monolithic for those up to --monolithic-max-evs.
         earlier = pd.read_csv(csv)
         redo = (earlier["evs"].isin(args.evs)) & (
-            (earlier["method"] == METHOD["distance"])
-            | ((earlier["method"] == METHOD["no_good"]) & earlier["evs"].isin(args.no_good_evs))
-            | ((earlier["method"] == "monolithic") & (earlier["evs"] <= args.monolithic_max_evs)))
+            (earlier["method"] == _method(args.feasibility, args.subproblem))
+            | ((earlier["method"] == _method("no_good", args.subproblem))
+               & earlier["evs"].isin(args.no_good_evs))
+            | ((earlier["method"] == "monolithic") & (earlier["evs"] <= args.monolithic_max_evs)
+               & (not args.no_monolithic)))
         rows = earlier[~redo].to_dict("records")
         kept = {(r["method"], r["evs"]) for r in rows}
-    where = (args.grid, args.aggregators)
+    where = (args.subproblem, args.grid, args.aggregators)
     for evs in args.evs:
-        rows.append(_run(_benders, evs, args.benders_time_limit, "distance", *where))
+        rows.append(_run(_benders, evs, args.benders_time_limit, args.feasibility, *where))
         print(json.dumps(rows[-1]), flush=True)
-        if evs in args.no_good_evs:
+        if evs in args.no_good_evs and args.feasibility != "no_good":
             rows.append(_run(_benders, evs, args.benders_time_limit, "no_good", *where))
             print(json.dumps(rows[-1]), flush=True)
+        if args.no_monolithic:
+            continue
         if evs <= args.monolithic_max_evs:
-            rows.append(_run(_monolithic, evs, args.monolithic_time_limit, *where))
+            rows.append(_run(_monolithic, evs, args.monolithic_time_limit, args.grid, args.aggregators))
         elif ("monolithic", evs) not in kept:
             rows.append({"method": "monolithic", "evs": evs, "status": "skipped",
                          "message": f"above --monolithic-max-evs {args.monolithic_max_evs}"})
@@ -285,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         f"SimBench {args.grid}, {args.aggregators} aggregators"
     plot(table, OUT / f"kerama2025_scaling{tag}.png", f"Kerama (2025) on {where_text}")
     for evs in args.evs:
-        if (OUT / f"kerama2025_trace{tag}_{evs}_distance.csv").exists():
+        if any((OUT / _trace_name(args.grid, evs, f, sp)).exists() for f in METHOD for sp in SUBPROBLEM):
             plot_traces(evs, args.grid, OUT / f"kerama2025_trace{tag}_{evs}.png")
     print(table.to_string())
     for method in table["method"].unique():

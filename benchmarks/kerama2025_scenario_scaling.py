@@ -18,7 +18,13 @@ in its own process, scenario 0 of the case of
   the subproblem at the uncapped grid point (or proving it infeasible);
 * ``distance_s``: the feasibility LP at the same point;
 * ``safe_s``: the safe-caps LP of this scenario alone
-  (:func:`evgrid.papers.kerama2025.decomposition.build_safe_caps`).
+  (:func:`evgrid.papers.kerama2025.decomposition.build_safe_caps`);
+* ``vf_build_s``, ``vf_high_point_s``, ``vf_subproblem_s``: the same
+  scenario's value-function LP (``solve_benders(..., subproblem="value_function")``,
+  :class:`evgrid.papers.kerama2025.decomposition._ValueFunctionLP`): its
+  build, its high-point bound, and the uncapped grid point evaluated by the
+  aggregators' optima and the LP without duals. ``--only-vf`` measures
+  these alone and keeps the other columns of an earlier run's CSV.
 
 Writes ``benchmarks/results/kerama2025_scenario_scaling<tag>.csv`` and a
 log-log figure with each step's fitted exponent.
@@ -36,20 +42,42 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 STEPS = ["lp_build_s", "high_point_s", "subproblem_s", "distance_s", "safe_s"]
+VF_STEPS = ["vf_build_s", "vf_high_point_s", "vf_subproblem_s"]
 
 
-def _measure(total_evs: int, grid: str, n_aggregators: int, queue) -> None:
+def _measure(total_evs: int, grid: str, n_aggregators: int, only_vf: bool, queue) -> None:
     import pyomo.environ as pyo
     from kerama2025_scaling import _case
 
     from evgrid.core.solvers import InfeasibleModelError
     from evgrid.papers.kerama2025.case import one_scenario
-    from evgrid.papers.kerama2025.decomposition import _ScenarioLP, _solve_lp, build_safe_caps
+    from evgrid.papers.kerama2025.decomposition import (
+        _ScenarioLP,
+        _solve_lp,
+        _ValueFunctionLP,
+        build_safe_caps,
+    )
 
     warnings.simplefilter("ignore")
     tick = time.perf_counter()
     case = _case(total_evs, grid, n_aggregators)
     row = {"evs": total_evs, "case_s": time.perf_counter() - tick}
+    vf = _ValueFunctionLP(case, 0)
+    row["vf_build_s"] = vf.build_s
+    tick = time.perf_counter()
+    vf.high_point()
+    row["vf_high_point_s"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    try:
+        vf.optimal([1] * len(case.free_caps) * case.params.cap_bits)
+        row["vf_subproblem_feasible"] = True
+    except InfeasibleModelError:
+        row["vf_subproblem_feasible"] = False
+    row["vf_subproblem_s"] = time.perf_counter() - tick
+    del vf
+    if only_vf:
+        queue.put(row)
+        return
     lp = _ScenarioLP(case, 0)
     row["lp_build_s"] = lp.build_s
     row["variables"] = sum(1 for _ in lp.model.component_data_objects(pyo.Var))
@@ -83,8 +111,9 @@ def exponents(table) -> dict[str, float]:
     """Slope of log(time) on log(EVs) per step (needs two sizes)."""
     import numpy as np
 
-    return {step: float(np.polyfit(np.log(table["evs"]), np.log(table[step]), 1)[0])
-            for step in STEPS if table[step].notna().sum() >= 2}
+    return {step: float(np.polyfit(np.log(table["evs"][table[step].notna()]),
+                                   np.log(table[step].dropna()), 1)[0])
+            for step in STEPS + VF_STEPS if step in table and table[step].notna().sum() >= 2}
 
 
 def plot(table, path: Path, title: str) -> None:
@@ -95,8 +124,10 @@ def plot(table, path: Path, title: str) -> None:
 
     slopes = exponents(table)
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    for step in STEPS:
-        ax.plot(table["evs"], table[step], "o-", label=f"{step[:-2]} (EVs^{slopes.get(step, float('nan')):.2f})")
+    for step in STEPS + VF_STEPS:
+        if step not in table:
+            continue
+        ax.plot(table["evs"], table[step], "o-" if step in STEPS else "s--", label=f"{step[:-2]} (EVs^{slopes.get(step, float('nan')):.2f})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("EVs (all aggregators)")
@@ -115,14 +146,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", default="1-MV-semiurb--0-sw")
     parser.add_argument("--aggregators", type=int, default=10)
     parser.add_argument("--evs", type=int, nargs="+", default=[500, 1000, 2000, 5000])
+    parser.add_argument("--only-vf", action="store_true",
+                        help="measure the value-function steps only; keep the other columns of the CSV")
     args = parser.parse_args(argv)
     rows = []
     for evs in args.evs:
-        rows.append(_run(evs, args.grid, args.aggregators))
+        rows.append(_run(evs, args.grid, args.aggregators, args.only_vf))
         print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
     OUT.mkdir(parents=True, exist_ok=True)
     tag = _tag(args.grid)
+    csv = OUT / f"kerama2025_scenario_scaling{tag}.csv"
+    if args.only_vf and csv.exists():
+        earlier = pd.read_csv(csv).set_index("evs")
+        new = table.set_index("evs")
+        earlier = earlier.drop(columns=[c for c in new.columns if c in earlier.columns and c != "case_s"])
+        table = new.drop(columns="case_s").join(earlier, how="outer").reset_index()
     table.round(2).to_csv(OUT / f"kerama2025_scenario_scaling{tag}.csv", index=False)
     plot(table, OUT / f"kerama2025_scenario_scaling{tag}.png",
          f"Kerama (2025), one scenario on {args.grid}, {args.aggregators} aggregators")

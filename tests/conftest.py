@@ -22,6 +22,22 @@ def make_small_kerama(**changes):
     return make_instance(Kerama2025Params(**values))
 
 
+#: The night hours whose caps :func:`make_night_kerama` leaves to the DSO.
+NIGHT = [0, 1, 2, 3, 4]
+
+
+def make_night_kerama():
+    """One aggregator at bus 18 plugged in 23:00-05:00, its caps 00:00-05:00 on or off: 32 grid points.
+
+    Those with too few open hours cannot charge the fleet, so the grid has
+    both feasible and infeasible points.
+    """
+    return make_small_kerama(
+        n_aggregators=1, aggregator_buses=[18], cap_bits=1, cap_hours=NIGHT, n_scenarios=1,
+        arrival_hour_mean=23.0, arrival_hour_sd=0.0, departure_hour_mean=5.0, departure_hour_sd=0.0,
+    )
+
+
 def solve_small_kerama(case, *, with_network=True, **solve_options):
     """The single-level model of ``case``, warm-started and solved for at most 10 s.
 

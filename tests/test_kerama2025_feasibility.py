@@ -12,7 +12,7 @@ from itertools import product
 import numpy as np
 import pytest
 
-from conftest import make_small_kerama
+from conftest import NIGHT, make_night_kerama, make_small_kerama
 from evgrid.papers.kerama2025 import decomposition
 from evgrid.papers.kerama2025.decomposition import (
     FEASIBILITY_TOL,
@@ -21,15 +21,10 @@ from evgrid.papers.kerama2025.decomposition import (
     solve_benders,
 )
 
-NIGHT = [0, 1, 2, 3, 4]
-
 
 @pytest.fixture(scope="module")
 def night_grid():
-    case = make_small_kerama(
-        n_aggregators=1, aggregator_buses=[18], cap_bits=1, cap_hours=NIGHT, n_scenarios=1,
-        arrival_hour_mean=23.0, arrival_hour_sd=0.0, departure_hour_mean=5.0, departure_hour_sd=0.0,
-    )
+    case = make_night_kerama()
     assert len(case.free_caps) == len(NIGHT)
     points = [list(p) for p in product((0, 1), repeat=len(NIGHT))]
     try:  # every optimal solve first, then every distance: one objective switch per scenario

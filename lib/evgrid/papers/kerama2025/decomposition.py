@@ -7,7 +7,10 @@ fixed; the cuts are those of :mod:`evgrid.algorithms.benders`. A grid point at
 which a scenario is infeasible is cut off by a feasibility cut from
 :func:`build_feasibility_subproblem`, the scenario's distance to feasibility
 in the bits, which also cuts off every other point it proves infeasible.
-:func:`solve_benders` runs it, and checks the answer's DistFlow against AC
+At large fleets a grid point is better evaluated without the aggregators'
+duals: each aggregator's optimum alone, then the scenario LP with every
+aggregator's cost held at it (``subproblem="value_function"``,
+:class:`_ValueFunctionLP`). :func:`solve_benders` runs it, and checks the answer's DistFlow against AC
 power flows once, at the end (:func:`evgrid.papers.kerama2025.evaluate.linear_vs_ac`).
 """
 
@@ -40,10 +43,12 @@ from evgrid.formulations.fleet import densest_need, fleet_schedule, interval_nee
 from evgrid.papers.kerama2025.case import DT_H, N_PERIODS, KeramaCase, one_scenario
 from evgrid.papers.kerama2025.evaluate import linear_vs_ac
 from evgrid.papers.kerama2025.model import (
+    VALUE_FUNCTION_TOL,
     NetworkInfeasibleError,
     build_single_level,
     check_fleet_energy,
     check_network_budget,
+    declare_aggregator,
     declare_scenario_network,
     linear_state,
     robust_voltage_margins,
@@ -284,22 +289,28 @@ def _solve_scenario(token: str, hat: list[int], case: KeramaCase, scenario: int)
         res = lp.solve("optimal", hat)
     except (InfeasibleModelError, UnboundedModelError):
         return ScenarioSolution(scenario, None, [], solve_s=time.perf_counter() - start)
-    one = one_scenario(case, scenario)
-    soc = []
-    for a in case.aggregators:
-        table = fleet_schedule(model.agg[a, scenario])
-        table.insert(0, "aggregator", a)
-        soc.append(table)
     usage = 0.0
     for a in case.aggregators:
         block = model.kkt[a, scenario]
         w = case.params.dual_bound_usd_per_kwh
         usage = max(usage, max(abs(pyo.value(d)) for d in block.dual.values()) / w)
+    return _scenario_solution(model, case, scenario, res.objective,
+                              [float(res.reduced_costs[v]) for v in lp.hats], usage, start)
+
+
+def _scenario_solution(model: pyo.ConcreteModel, case: KeramaCase, scenario: int, objective: float,
+                       reduced_costs: list[float], usage: float | None, start: float) -> ScenarioSolution:
+    """The :class:`ScenarioSolution` of a solved scenario model (strong-duality or value-function)."""
+    soc = []
+    for a in case.aggregators:
+        table = fleet_schedule(model.agg[a, scenario])
+        table.insert(0, "aggregator", a)
+        soc.append(table)
     return ScenarioSolution(
         scenario=scenario,
-        objective=res.objective,
-        reduced_costs=[float(res.reduced_costs[v]) for v in lp.hats],
-        schedule=schedule_from_model(model, one),
+        objective=objective,
+        reduced_costs=reduced_costs,
+        schedule=schedule_from_model(model, one_scenario(case, scenario)),
         soc=pd.concat(soc, ignore_index=True),
         inside_cost_usd={a: pyo.value(model.agg[a, scenario].cost_usd) for a in case.aggregators},
         dual_usage=usage,
@@ -307,6 +318,124 @@ def _solve_scenario(token: str, hat: list[int], case: KeramaCase, scenario: int)
         peak_kw=pyo.value(model.peak_kw[scenario]),
         solve_s=time.perf_counter() - start,
     )
+
+
+def _caps_at(case: KeramaCase, point: list[int]) -> dict[tuple[int, int], float]:
+    """The free caps (kW) at the grid point ``point`` (bits in the master's order)."""
+    n_bits = case.params.cap_bits
+    top = 2**n_bits - 1
+    return {
+        (a, t): case.b_max_kw[a] / top * sum(2**k * point[idx * n_bits + k] for k in range(n_bits))
+        for idx, (a, t) in enumerate(case.free_caps)
+    }
+
+
+class _ValueFunctionLP:
+    """One scenario's bi-level cost at fixed caps, without the aggregators' duals.
+
+    ``subproblem="value_function"`` of :func:`solve_benders`. For fixed caps
+    the aggregators' problems (Eqs. 8-14) are LPs of their own; their optima
+    ``phi[a]`` (:func:`evgrid.papers.kerama2025.model.follower_optimum`) are
+    found first, each aggregator alone, and the scenario LP is then the
+    network and the aggregators' primal constraints with each aggregator's
+    cost at most ``phi[a]``: the ``lower_level="value_function"`` model of
+    :func:`~evgrid.papers.kerama2025.model.build_single_level`. At fixed caps
+    this is exactly what strong duality imposes, without the dual variables,
+    the dual feasibility rows and the dual bound, so its optimum is the
+    bi-level cost at those caps (the optimistic reading: among an
+    aggregator's optimal schedules, the one that suits the DSO).
+
+    All models are built once per run and re-solved with new variable bounds
+    only (:func:`evgrid.core.solvers.bounds_only_highs`, warm-started simplex):
+    the caps are variables fixed by bounds, and so is ``phi``; left free, the
+    scenario LP is the high-point relaxation. What it does not give is a
+    subgradient in the cap bits (the bi-level cost is not convex in the
+    caps): Benders then relies on the integer optimality cut, and a grid
+    point at which the scenario is infeasible gets its feasibility cut from
+    the strong-duality LP (:class:`_ScenarioLP`), built only then.
+    """
+
+    def __init__(self, case: KeramaCase, scenario: int):
+        start = time.perf_counter()
+        self.case, self.scenario = case, scenario
+        one = one_scenario(case, scenario)
+        self.model, _info = build_single_level(one, lower_level="high_point")
+        m = self.model
+        m.vf = pyo.Block()
+        m.vf.phi_usd = pyo.Var(case.aggregators, doc="the aggregator's optimum at the caps (fixed by bounds)")
+        m.vf.ineq_optimal = pyo.Constraint(
+            case.aggregators, rule=lambda vf, a: m.agg[a, scenario].cost_usd <= vf.phi_usd[a],
+            doc="each aggregator's cost is its optimum at these caps (free phi: the high-point relaxation)",
+        )
+        self.followers = {}
+        for a in case.aggregators:
+            f = pyo.ConcreteModel(name=f"kerama2025_aggregator_{a}_scenario_{scenario}")
+            hours = [t for aa, t in case.free_caps if aa == a]
+            f.cap_kw = pyo.Var(hours, bounds=(0.0, case.b_max_kw[a]), doc="the DSO's cap (fixed by bounds)")
+            declare_aggregator(f, one, one.fleet(a, scenario), b_max_kw=case.b_max_kw[a],
+                               import_cap_kw={t: f.cap_kw[t] for t in hours})
+            f.objective = pyo.Objective(expr=f.cost_usd, sense=pyo.minimize)
+            self.followers[a] = (f, _lp_interface(case))
+        self.interface = _lp_interface(case)
+        self.build_s = time.perf_counter() - start
+
+    def high_point(self):
+        """The high-point relaxation: caps and ``phi`` free."""
+        m = self.model
+        for (a, t) in self.case.free_caps:
+            m.cap_kw[a, t].setlb(0.0)
+            m.cap_kw[a, t].setub(self.case.b_max_kw[a])
+        for var in m.vf.phi_usd.values():
+            var.setlb(None)
+            var.setub(None)
+        return solve(m, self.case.params.solver.solver, interface=self.interface)
+
+    def optimal(self, point: list[int]):
+        """The bi-level cost at the grid point ``point``; raises InfeasibleModelError if there is none."""
+        m = self.model
+        caps = _caps_at(self.case, point)
+        for (a, t), cap in caps.items():
+            m.cap_kw[a, t].setlb(cap)
+            m.cap_kw[a, t].setub(cap)
+        for a, (f, interface) in self.followers.items():
+            for t, var in f.cap_kw.items():
+                var.setlb(caps[a, t])
+                var.setub(caps[a, t])
+            phi = solve(f, self.case.params.solver.solver, interface=interface).objective
+            m.vf.phi_usd[a].setlb(None)
+            m.vf.phi_usd[a].setub(phi + VALUE_FUNCTION_TOL * max(1.0, abs(phi)))
+        return solve(m, self.case.params.solver.solver, interface=self.interface)
+
+
+def _value_function_lp(token: str, case: KeramaCase, scenario: int) -> _ValueFunctionLP:
+    """This process's value-function LP of ``scenario`` for run ``token``, built on first use."""
+    key = (token, scenario, "value_function")
+    if key not in _CACHE:
+        for old in [k for k in _CACHE if k[0] != token]:
+            del _CACHE[old]
+        _CACHE[key] = _ValueFunctionLP(case, scenario)
+    return _CACHE[key]
+
+
+def _solve_scenario_vf(token: str, hat: list[int], case: KeramaCase, scenario: int) -> ScenarioSolution:
+    """Scenario ``scenario``'s bi-level cost at the grid point ``hat`` by its aggregators' optima."""
+    lp = _value_function_lp(token, case, scenario)
+    start = time.perf_counter()
+    try:
+        res = lp.optimal(hat)
+    except (InfeasibleModelError, UnboundedModelError):
+        return ScenarioSolution(scenario, None, [], solve_s=time.perf_counter() - start)
+    return _scenario_solution(lp.model, case, scenario, res.objective, [], None, start)
+
+
+def _high_point_bound_vf(token: str, case: KeramaCase, scenario: int) -> tuple[float, dict] | None:
+    """:func:`_high_point_bound` on the scenario's value-function LP (no dual variables built)."""
+    lp = _value_function_lp(token, case, scenario)
+    try:
+        bound = lp.high_point().objective
+    except InfeasibleModelError:
+        return None
+    return bound, _relaxed_imports(lp.model, case, scenario)
 
 
 #: Distances to feasibility at or below this are solver noise: the point gets a no-good cut.
@@ -370,12 +499,16 @@ def _high_point_bound(token: str, case: KeramaCase, scenario: int) -> tuple[floa
         bound = lp.solve("high_point").objective
     except InfeasibleModelError:
         return None
-    imports = {
-        (a, t): max(0.0, pyo.value(lp.model.agg[a, scenario].b_imp_kw[t]))
+    return bound, _relaxed_imports(lp.model, case, scenario)
+
+
+def _relaxed_imports(model: pyo.ConcreteModel, case: KeramaCase, scenario: int) -> dict:
+    """The imports ``b_imp_kw[a, t]`` of a solved scenario model."""
+    return {
+        (a, t): max(0.0, pyo.value(model.agg[a, scenario].b_imp_kw[t]))
         for a in case.aggregators
         for t in case.periods
     }
-    return bound, imports
 
 
 @dataclass(frozen=True)
@@ -569,6 +702,7 @@ def solve_benders(
     parallel: ParallelOptions | Mapping | None = None,
     progress: bool = False,
     feasibility: str = "distance",
+    subproblem: str = "strong_duality",
 ) -> BendersResult:
     """Solve the single-level model by Benders decomposition over scenarios.
 
@@ -600,9 +734,24 @@ def solve_benders(
     feasibility cut (:func:`build_feasibility_subproblem`), or, with
     ``"no_good"``, by a no-good cut that excludes that point alone (the
     method before; kept to measure the difference). The trace counts both.
+
+    ``subproblem`` says how a grid point is evaluated. ``"strong_duality"``
+    (the default, the paper's reformulation): one LP per scenario with the
+    aggregators' duals (:func:`build_subproblem`), whose reduced costs give an
+    optimality cut in the bits besides the integer one. ``"value_function"``:
+    each aggregator's optimum alone first, then one LP per scenario without
+    duals (:class:`_ValueFunctionLP`); the same bi-level cost at every grid
+    point (exact where the strong-duality LP's dual bound does not bind),
+    and cheaper at large fleets, but only the integer optimality cut. The
+    strong-duality LP is then built only for a scenario that needs a
+    feasibility cut.
     """
     if feasibility not in ("distance", "no_good"):
         raise ValueError(f"feasibility={feasibility!r}: use 'distance' or 'no_good'")
+    if subproblem not in ("strong_duality", "value_function"):
+        raise ValueError(f"subproblem={subproblem!r}: use 'strong_duality' or 'value_function'")
+    by_duals = subproblem == "strong_duality"
+    evaluate = _solve_scenario if by_duals else _solve_scenario_vf
     start = time.perf_counter()
     options = _benders_options(workers, parallel)
     check_network_budget(case)
@@ -631,7 +780,8 @@ def solve_benders(
         return pool.map(fn, args, bar, scenarios)
 
     try:
-        relaxed = dict(zip(case.scenarios, run_all(_high_point_bound, token), strict=True))
+        relaxed = dict(zip(case.scenarios, run_all(_high_point_bound if by_duals else _high_point_bound_vf,
+                                                   token), strict=True))
         hopeless = [s for s, found in relaxed.items() if found is None]
         if hopeless:
             total = sum(len(case.fleets[s]) for s in hopeless) // len(hopeless)
@@ -657,20 +807,21 @@ def solve_benders(
         tried: set = set()
         for iteration in range(1, max_iterations + 1):
             bar.set_description(f"Benders iteration {iteration}")
-            solutions = run_all(_solve_scenario, token, [hat[ik] for ik in key])
+            solutions = run_all(evaluate, token, [hat[ik] for ik in key])
             feasible = all(sol.objective is not None for sol in solutions)
             for sol in solutions:
                 if sol.objective is None:
                     continue
                 theta = master.theta[sol.scenario]
-                master.cuts.add(
-                    theta
-                    >= sol.objective
-                    + sum(
-                        rc * (master.bit[ik] - hat[ik])
-                        for ik, rc in zip(key, sol.reduced_costs, strict=True)
+                if sol.reduced_costs:  # none from the value-function LP
+                    master.cuts.add(
+                        theta
+                        >= sol.objective
+                        + sum(
+                            rc * (master.bit[ik] - hat[ik])
+                            for ik, rc in zip(key, sol.reduced_costs, strict=True)
+                        )
                     )
-                )
                 master.cuts.add(
                     integer_optimality_cut(
                         theta,
@@ -761,9 +912,7 @@ def solve_benders(
             stacklevel=2,
         )
     caps = {(a, t): case.b_max_kw[a] for a in case.aggregators for t in case.periods}
-    step = {a: case.b_max_kw[a] / (2**n_bits - 1) for a in case.aggregators}
-    for idx, (a, t) in enumerate(case.free_caps):
-        caps[a, t] = step[a] * sum(2**k * best_hat[idx, k] for k in range(n_bits))
+    caps.update(_caps_at(case, [best_hat[ik] for ik in key]))
     caps_kw = pd.Series(caps).unstack()
     checked = {  # DistFlow against AC, once, for the answer (not at every iteration)
         s: replace(
