@@ -13,12 +13,14 @@ import pytest
 
 from conftest import NIGHT, make_night_kerama, make_small_kerama
 from evgrid.core.config import FleetOptions
+from evgrid.core.solvers import SolverError
 from evgrid.papers.kerama2025 import decomposition
 from evgrid.papers.kerama2025.decomposition import (
     _high_point_bound,
     _high_point_bound_vf,
     _solve_scenario,
     _solve_scenario_vf,
+    servability_rows,
     solve_benders,
 )
 
@@ -54,8 +56,29 @@ def test_benders_by_the_aggregators_optima_reaches_the_exhaustive_optimum(night)
     assert result.objective == pytest.approx(best, rel=1e-7)
     assert result.lower_bound <= best * (1 + 1e-7)
     assert result.trace["no_good_cuts"].iloc[-1] == 0  # infeasible points got feasibility cuts
+    both = solve_benders(night, tol=1e-7, max_iterations=80, subproblem="value_function", servability=False)
+    assert both.objective == pytest.approx(best, rel=1e-7)
+    assert len(result.trace) <= len(both.trace)
     assert result.scenarios[0].dual_usage is None and result.scenarios[0].reduced_costs == []
     assert not decomposition._CACHE
+
+
+def test_the_servability_cuts_keep_every_feasible_point_and_remove_infeasible_ones(night):
+    points = [list(p) for p in product((0, 1), repeat=len(NIGHT))]
+    try:
+        feasible = [_solve_scenario_vf("serve", p, night, 0).objective is not None for p in points]
+    finally:
+        decomposition._forget("serve")
+    rows = servability_rows(night)
+    assert rows
+    b_max = night.b_max_kw[0]  # cap_bits=1: each cap is 0 or b_max
+
+    def meets(point):
+        return all(fixed + sum(point[i] * b_max for i in free) >= need - 1e-6 for free, fixed, need in rows)
+
+    assert all(meets(p) for p, ok in zip(points, feasible, strict=True) if ok)
+    removed = [p for p, ok in zip(points, feasible, strict=True) if not ok and not meets(p)]
+    assert len(removed) >= len(points) // 2  # most infeasible points: too few hours to charge
 
 
 def test_both_evaluations_agree_where_the_caps_change_the_cost():
@@ -85,3 +108,24 @@ def test_both_evaluations_agree_where_the_caps_change_the_cost():
 def test_an_unknown_subproblem_is_refused(night):
     with pytest.raises(ValueError, match="subproblem='kkt'.*'strong_duality' or 'value_function'"):
         solve_benders(night, subproblem="kkt")
+
+
+def test_a_solve_that_ends_without_a_status_is_retried_from_scratch(night, monkeypatch):
+    # HiGHS' warm-started simplex once ended without a status at 5,000 EVs:
+    # the value-function LP then solves again, on a fresh interface, by IPM.
+    lp = decomposition._ValueFunctionLP(night, 0)
+    expected = _high_point_bound("retry", night, 0)[0]
+    decomposition._forget("retry")
+    real, calls = decomposition.solve, []
+
+    def flaky(model, *args, **kwargs):
+        calls.append(kwargs.get("options"))
+        if len(calls) == 1:
+            raise SolverError("highs ended with termination condition 'unknown' and no solution")
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(decomposition, "solve", flaky)
+    first = lp.interface
+    assert lp.high_point().objective == pytest.approx(expected, rel=1e-9)
+    assert calls == [None, {"solver": "ipm"}]
+    assert lp.interface is not first

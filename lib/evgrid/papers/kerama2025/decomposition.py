@@ -34,6 +34,7 @@ from evgrid.core.parallel import ParallelOptions, open_client, options_from_mapp
 from evgrid.core.solvers import (
     InfeasibleModelError,
     NoIncumbentError,
+    SolverError,
     SolverLimitWarning,
     UnboundedModelError,
     bounds_only_highs,
@@ -63,6 +64,7 @@ __all__ = [
     "build_master",
     "build_safe_caps",
     "build_subproblem",
+    "servability_rows",
     "solve_benders",
 ]
 
@@ -154,6 +156,54 @@ def build_master(case: KeramaCase, lower_bounds: dict[int, float]) -> pyo.Concre
     m.cuts = pyo.ConstraintList()
     m.objective = pyo.Objective(expr=sum(m.theta[s] for s in case.scenarios))
     return m
+
+
+def servability_rows(case: KeramaCase) -> list[tuple[list[int], float, float]]:
+    """Linear conditions on the free caps without which some fleet cannot be served.
+
+    Per aggregator and interval of hours ``[t1, t2)``, its imports within
+    the interval are at least its fleet's net draw there (Eq. 9: import
+    minus export is the fleet's net charging, and the export is not
+    negative), which is at least what its EVs must draw there in every
+    scenario (:func:`evgrid.formulations.fleet.interval_needs` with ``net``,
+    discharging counted). With the imports at most the caps (the leader's
+    constraint), a grid point can be feasible only if ``sum cap[a, t] * dt
+    >= need[a, t1, t2]`` for every such interval. Each row is ``(indices of
+    the free caps in the interval, kWh of the interval's fixed caps,
+    need)``; rows that no caps could break are left out.
+    """
+    index = {cap: i for i, cap in enumerate(case.free_caps)}
+    rows = []
+    for a in case.aggregators:
+        need = np.max(
+            [interval_needs(case.fleet(a, s), N_PERIODS, DT_H, net=True)[0] for s in case.scenarios], axis=0
+        )
+        for t1 in range(N_PERIODS):
+            for t2 in range(t1 + 1, N_PERIODS + 1):
+                free = [index[a, t] for t in range(t1, t2) if (a, t) in index]
+                fixed_kwh = case.b_max_kw[a] * DT_H * (t2 - t1 - len(free))
+                if free and need[t1, t2] > fixed_kwh + 1e-9:
+                    rows.append((free, fixed_kwh, float(need[t1, t2])))
+    return rows
+
+
+def _add_servability_cuts(master: pyo.ConcreteModel, case: KeramaCase) -> int:
+    """:func:`servability_rows` in the master's bits (``master.servability``); returns how many."""
+    n_bits = case.params.cap_bits
+    top = 2**n_bits - 1
+    master.servability = pyo.ConstraintList()
+    for free, fixed_kwh, need in servability_rows(case):
+        a = case.free_caps[free[0]][0]
+        step_kwh = case.b_max_kw[a] / top * DT_H
+        master.servability.add(
+            fixed_kwh + step_kwh * sum(2**k * master.bit[i, k] for i in free for k in range(n_bits))
+            >= need - SERVABILITY_TOL_KWH
+        )
+    return len(master.servability)
+
+
+#: Slack (kWh) of a servability cut, so that round-off never removes a grid point that meets it exactly.
+SERVABILITY_TOL_KWH = 1e-6
 
 
 @dataclass(frozen=True)
@@ -379,6 +429,24 @@ class _ValueFunctionLP:
         self.interface = _lp_interface(case)
         self.build_s = time.perf_counter() - start
 
+    def _solve(self, model: pyo.ConcreteModel, interface):
+        """Solve ``model`` through its persistent ``interface``; returns the result and the interface to keep.
+
+        If HiGHS ends without a status (seen at 5,000 EVs with a simplex
+        warm-started from the last basis), the model is handed to a fresh
+        interface and solved from scratch by the interior point method, once.
+        """
+        name = self.case.params.solver.solver
+        try:
+            return solve(model, name, interface=interface), interface
+        except (InfeasibleModelError, UnboundedModelError):
+            raise
+        except SolverError:
+            if interface is None:
+                raise
+            fresh = _lp_interface(self.case)
+            return solve(model, name, interface=fresh, options={"solver": "ipm"}), fresh
+
     def high_point(self):
         """The high-point relaxation: caps and ``phi`` free."""
         m = self.model
@@ -388,7 +456,8 @@ class _ValueFunctionLP:
         for var in m.vf.phi_usd.values():
             var.setlb(None)
             var.setub(None)
-        return solve(m, self.case.params.solver.solver, interface=self.interface)
+        res, self.interface = self._solve(m, self.interface)
+        return res
 
     def optimal(self, point: list[int]):
         """The bi-level cost at the grid point ``point``; raises InfeasibleModelError if there is none."""
@@ -401,10 +470,13 @@ class _ValueFunctionLP:
             for t, var in f.cap_kw.items():
                 var.setlb(caps[a, t])
                 var.setub(caps[a, t])
-            phi = solve(f, self.case.params.solver.solver, interface=interface).objective
+            res, interface = self._solve(f, interface)
+            self.followers[a] = (f, interface)
+            phi = res.objective
             m.vf.phi_usd[a].setlb(None)
             m.vf.phi_usd[a].setub(phi + VALUE_FUNCTION_TOL * max(1.0, abs(phi)))
-        return solve(m, self.case.params.solver.solver, interface=self.interface)
+        res, self.interface = self._solve(m, self.interface)
+        return res
 
 
 def _value_function_lp(token: str, case: KeramaCase, scenario: int) -> _ValueFunctionLP:
@@ -703,6 +775,7 @@ def solve_benders(
     progress: bool = False,
     feasibility: str = "distance",
     subproblem: str = "strong_duality",
+    servability: bool | None = None,
 ) -> BendersResult:
     """Solve the single-level model by Benders decomposition over scenarios.
 
@@ -744,7 +817,15 @@ def solve_benders(
     point (exact where the strong-duality LP's dual bound does not bind),
     and cheaper at large fleets, but only the integer optimality cut. The
     strong-duality LP is then built only for a scenario that needs a
-    feasibility cut.
+    feasibility cut; at thousands of EVs that LP costs minutes per scenario,
+    and ``feasibility="no_good"`` keeps every step cheap.
+
+    ``servability`` puts into the master, from the start, the conditions
+    without which a fleet cannot be served whatever the network
+    (:func:`servability_rows`): the master then never proposes caps too low
+    to charge the EVs, which otherwise take one feasibility or no-good cut
+    each. Default: on with ``subproblem="value_function"``, off with
+    ``"strong_duality"`` (whose pipeline runs predate them).
     """
     if feasibility not in ("distance", "no_good"):
         raise ValueError(f"feasibility={feasibility!r}: use 'distance' or 'no_good'")
@@ -794,6 +875,8 @@ def solve_benders(
             )
         initial = {s: bound for s, (bound, _imports) in relaxed.items()}
         master = build_master(case, initial)
+        if servability if servability is not None else not by_duals:
+            _add_servability_cuts(master, case)
         n_bits = case.params.cap_bits
         key = [(i, k) for i in range(len(case.free_caps)) for k in range(n_bits)]
         hat = dict.fromkeys(key, 1)  # the uncapped grid point first
