@@ -232,9 +232,10 @@ def plot_traces(evs: int, grid: str, path: Path) -> None:
         if not path_csv.exists():
             continue
         trace = pd.read_csv(path_csv)
-        line = ax.step(trace["seconds"], trace["lower_bound"], where="post", label=f"{method}: lower bound")[0]
-        ax.step(trace["seconds"], trace["upper_bound"], where="post", ls="--", color=line.get_color(),
-                label=f"{method}: best schedule (upper bound)")
+        line = ax.step(trace["seconds"], trace["lower_bound"], where="post", marker="o", ms=4,
+                       label=f"{method}: lower bound")[0]
+        ax.step(trace["seconds"], trace["upper_bound"], where="post", ls="--", marker="s", ms=4,
+                color=line.get_color(), label=f"{method}: best schedule (upper bound)")
     ax.set_xlabel("wall time (s), 2 cores")
     ax.set_ylabel("expected daily cost (US$)")
     ax.set_title(f"Kerama (2025), {evs} EVs on {grid}: Benders' bounds")
