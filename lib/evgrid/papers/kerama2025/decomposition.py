@@ -187,8 +187,8 @@ def servability_rows(case: KeramaCase) -> list[tuple[list[int], float, float]]:
     return rows
 
 
-def _add_servability_cuts(master: pyo.ConcreteModel, case: KeramaCase) -> int:
-    """:func:`servability_rows` in the master's bits (``master.servability``); returns how many."""
+def _add_servability_cuts(master: pyo.ConcreteModel, case: KeramaCase) -> None:
+    """:func:`servability_rows` in the master's bits (``master.servability``)."""
     n_bits = case.params.cap_bits
     top = 2**n_bits - 1
     master.servability = pyo.ConstraintList()
@@ -199,7 +199,6 @@ def _add_servability_cuts(master: pyo.ConcreteModel, case: KeramaCase) -> int:
             fixed_kwh + step_kwh * sum(2**k * master.bit[i, k] for i in free for k in range(n_bits))
             >= need - SERVABILITY_TOL_KWH
         )
-    return len(master.servability)
 
 
 #: Slack (kWh) of a servability cut, so that round-off never removes a grid point that meets it exactly.
@@ -875,7 +874,7 @@ def solve_benders(
             )
         initial = {s: bound for s, (bound, _imports) in relaxed.items()}
         master = build_master(case, initial)
-        if servability if servability is not None else not by_duals:
+        if (not by_duals) if servability is None else servability:
             _add_servability_cuts(master, case)
         n_bits = case.params.cap_bits
         key = [(i, k) for i in range(len(case.free_caps)) for k in range(n_bits)]
